@@ -1,0 +1,256 @@
+"""Rprop, resilient back-propagation: the variants Rprop+, Rprop−, iRprop+ and iRprop−.
+
+The step-size schedule shared with GRprop (``rprop_hyperparameters``, ``initial_step_sizes``,
+``adapt_step_sizes``) and its per-member helpers (``member_view``, ``clamp_to``) live here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim.optimizer import Optimizer, ParamsT
+
+from optimizers._population import (
+    Closure,
+    Hyperparameter,
+    as_hyperparameter,
+    broadcast,
+    check_members,
+    member_losses,
+    per_member,
+    require,
+    require_choice,
+)
+
+VARIANTS = ("Rprop+", "Rprop-", "iRprop+", "iRprop-")
+
+
+def rprop_hyperparameters(
+    members: int | None,
+    *,
+    delta0: Hyperparameter,
+    delta_min: Hyperparameter,
+    delta_max: Hyperparameter,
+    eta_minus: Hyperparameter,
+    eta_plus: Hyperparameter,
+) -> dict[str, Hyperparameter]:
+    """Check Rprop's step-size bounds and factors (element-wise for per-member tensors).
+
+    ALGORITHMS.md, search-space constraints: 0 < η⁻ < 1 < η⁺ and 0 ≤ Δmin < Δ0 ≤ Δmax.
+    """
+    delta0 = as_hyperparameter("delta0", delta0, members)
+    delta_min = as_hyperparameter("delta_min", delta_min, members)
+    delta_max = as_hyperparameter("delta_max", delta_max, members)
+    eta_minus = as_hyperparameter("eta_minus", eta_minus, members)
+    eta_plus = as_hyperparameter("eta_plus", eta_plus, members)
+    require(_all(eta_minus > 0, eta_minus < 1), "eta_minus", eta_minus, "0 < eta_minus < 1")
+    require(_all(eta_plus > 1), "eta_plus", eta_plus, "eta_plus > 1")
+    require(_all(delta0 > 0), "delta0", delta0, "delta0 > 0")
+    require(
+        _all(delta_min >= 0, delta_min < delta0),
+        "delta_min",
+        delta_min,
+        "0 <= delta_min < delta0",
+    )
+    require(_all(delta_max >= delta0), "delta_max", delta_max, "delta_max >= delta0")
+    return {
+        "delta0": delta0,
+        "delta_min": delta_min,
+        "delta_max": delta_max,
+        "eta_minus": eta_minus,
+        "eta_plus": eta_plus,
+    }
+
+
+def _all(*conditions: bool | Tensor) -> bool:
+    """True when every condition holds for every member."""
+    return all(bool(c.all()) if isinstance(c, Tensor) else bool(c) for c in conditions)
+
+
+def member_view(t: Tensor, like: Tensor) -> Tensor:
+    """Shape per-member values [K] (or one network's scalar) to broadcast over ``like``."""
+    return t.reshape(tuple(t.shape) + (1,) * (like.dim() - t.dim()))
+
+
+def clamp_to(t: Tensor, low: Hyperparameter, high: Hyperparameter, members: int | None) -> Tensor:
+    """Clamp ``t`` (shape [K, ...] or any shape for one network) in place to [low, high]."""
+    if isinstance(low, float) and isinstance(high, float):
+        return t.clamp_(low, high)
+    low_t = member_view(per_member(low, members, t), t)
+    high_t = member_view(per_member(high, members, t), t)
+    return t.clamp_(min=low_t, max=high_t)
+
+
+def initial_step_sizes(param: Tensor, delta0: Hyperparameter) -> Tensor:
+    """Δ0 for every weight of ``param`` (per member when ``delta0`` is a tensor)."""
+    if isinstance(delta0, float):
+        return torch.full_like(param, delta0, memory_format=torch.preserve_format)
+    return torch.empty_like(param).copy_(member_view(delta0.to(param), param))
+
+
+def adapt_step_sizes(
+    step_size: Tensor, grad: Tensor, prev: Tensor, group: dict[str, Any]
+) -> Tensor:
+    """Rprop's schedule, in place: Δ ← clamp(Δ·η⁺ | Δ·η⁻ | Δ, Δmin, Δmax) for g·g_old >|<|= 0.
+
+    Returns sign(g·g_old). The op sequence is ``torch.optim.Rprop``'s (multiply by the factor,
+    then clamp every step size), which equals min(η⁺Δ, Δmax) / max(η⁻Δ, Δmin) / Δ while
+    Δmin ≤ Δ ≤ Δmax.
+    """
+    sign = grad.mul(prev).sign()
+    eta_plus = broadcast(group["eta_plus"], grad)
+    eta_minus = broadcast(group["eta_minus"], grad)
+    factor = torch.where(
+        sign.gt(0), eta_plus, torch.where(sign.lt(0), eta_minus, torch.ones_like(sign))
+    )
+    clamp_to(step_size.mul_(factor), group["delta_min"], group["delta_max"], group["members"])
+    return sign
+
+
+class Rprop(Optimizer):
+    r"""Resilient back-propagation (Riedmiller & Braun 1993; Igel & Hüsken 2000, 2003).
+
+    Batch learning: g = ∂E/∂w is the gradient over all patterns, g_old the stored previous
+    gradient, Δ a per-weight step size, Δw_prev the previous change of the weight. Every
+    variant first adapts Δ from the sign of g·g_old:
+
+    .. math::
+        \Delta \leftarrow \begin{cases}
+            \min(\eta^+ \Delta, \Delta_{max}) & g \cdot g_{old} > 0 \\
+            \max(\eta^- \Delta, \Delta_{min}) & g \cdot g_{old} < 0 \\
+            \Delta & g \cdot g_{old} = 0
+        \end{cases}
+
+    and then, per weight (ALGORITHMS.md, "Rprop family"):
+
+    .. math::
+        \begin{array}{l|l|l}
+        \text{variant} & g \cdot g_{old} < 0 & g \cdot g_{old} \ge 0 \\ \hline
+        \text{Rprop+} & w \leftarrow w - \Delta w_{prev};\ g_{old} \leftarrow 0
+            & \Delta w = -\mathrm{sign}(g)\Delta;\ w \leftarrow w + \Delta w;\
+              g_{old} \leftarrow g \\
+        \text{iRprop+} & \text{if } E(t) > E(t-1):\ w \leftarrow w - \Delta w_{prev};\
+            g_{old} \leftarrow 0 & \text{as Rprop+} \\
+        \text{Rprop-} & w \leftarrow w - \mathrm{sign}(g)\Delta;\ g_{old} \leftarrow g
+            & w \leftarrow w - \mathrm{sign}(g)\Delta;\ g_{old} \leftarrow g \\
+        \text{iRprop-} & g_{old} \leftarrow 0 \text{ (no step for this weight now)}
+            & w \leftarrow w - \mathrm{sign}(g)\Delta;\ g_{old} \leftarrow g
+        \end{array}
+
+    Rprop+ is the 1993 algorithm (the lecture's pseudo-code); Rprop− is the lecture's update
+    rule without backtracking; iRprop+ and iRprop− are Igel & Hüsken's improved variants.
+    iRprop− equals ``torch.optim.Rprop(lr=delta0, etas=(eta_minus, eta_plus),
+    step_sizes=(delta_min, delta_max))`` bit for bit: the same op sequence, including the clamp
+    of every step size after the multiplication.
+
+    iRprop+ compares E(t), the error of *this network* at the current weights (the
+    closure's loss), with E(t−1), which starts at +∞: ``step`` then needs a closure that
+    returns the loss, and with ``members=K`` one loss per member (shape [K]). After a weight's
+    sign change, Δw_prev holds the change actually applied in that step (the undo, or 0 when
+    iRprop+ keeps the weight); it is never read, since g_old = 0 makes the next product zero.
+
+    Args:
+        params: parameters or param groups.
+        variant: ``"Rprop+"``, ``"Rprop-"``, ``"iRprop+"`` or ``"iRprop-"``.
+        delta0: initial step size Δ0 (Igel & Hüsken use 0.0125).
+        delta_min, delta_max: bounds Δmin, Δmax, with 0 ≤ Δmin < Δ0 ≤ Δmax.
+        eta_minus, eta_plus: factors η⁻, η⁺, with 0 < η⁻ < 1 < η⁺.
+        members: K for a population of K networks (every parameter has a leading member
+            dimension); the five hyperparameters above may then be tensors of shape [K].
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        variant: str = "iRprop-",
+        delta0: Hyperparameter = 0.1,
+        delta_min: Hyperparameter = 1e-6,
+        delta_max: Hyperparameter = 50.0,
+        eta_minus: Hyperparameter = 0.5,
+        eta_plus: Hyperparameter = 1.2,
+        *,
+        members: int | None = None,
+    ) -> None:
+        require_choice("variant", variant, VARIANTS)
+        members = check_members(members)
+        defaults: dict[str, Any] = {
+            "variant": variant,
+            **rprop_hyperparameters(
+                members,
+                delta0=delta0,
+                delta_min=delta_min,
+                delta_max=delta_max,
+                eta_minus=eta_minus,
+                eta_plus=eta_plus,
+            ),
+            "members": members,
+        }
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Closure | None = None) -> Tensor | None:  # type: ignore[override]
+        """Perform one step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            losses = None
+            if group["variant"] == "iRprop+":
+                who = "Rprop(variant='iRprop+')"
+                losses = member_losses(loss, group["members"], who)
+                if losses is None:
+                    raise ValueError(f"{who} needs a closure that returns the loss")
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, group, losses)
+        return loss
+
+    def _update(self, p: Tensor, group: dict[str, Any], losses: Tensor | None) -> None:
+        grad = p.grad
+        assert grad is not None
+        if grad.is_sparse:
+            raise RuntimeError("Rprop does not support sparse gradients")
+        variant = group["variant"]
+        state = self.state[p]
+        if len(state) == 0:
+            # g_old: the gradient stored by the previous step (0 after a sign change)
+            state["prev"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            # Δ: the per-weight step size
+            state["step_size"] = initial_step_sizes(p, group["delta0"])
+            if variant in ("Rprop+", "iRprop+"):
+                # Δw_prev: the change applied to the weight by the previous step
+                state["prev_update"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if variant == "iRprop+":
+                assert losses is not None
+                # E(t−1): each member's loss at the previous step, +∞ before the first
+                state["prev_loss"] = torch.full_like(losses, float("inf"))
+        prev, step_size = state["prev"], state["step_size"]
+        sign = adapt_step_sizes(step_size, grad, prev, group)
+        if variant == "iRprop-":
+            grad = grad.clone(memory_format=torch.preserve_format)
+            grad[sign.lt(0)] = 0
+            p.addcmul_(grad.sign(), step_size, value=-1)
+            prev.copy_(grad)
+        elif variant == "Rprop-":
+            p.addcmul_(grad.sign(), step_size, value=-1)
+            prev.copy_(grad)
+        else:
+            reversal = sign.lt(0)
+            undo = reversal
+            if variant == "iRprop+":
+                assert losses is not None
+                worse = losses.to(state["prev_loss"]) > state["prev_loss"]
+                undo = reversal & member_view(worse, p)
+                state["prev_loss"].copy_(losses)
+            prev_update = state["prev_update"]
+            update = torch.where(
+                reversal,
+                torch.where(undo, -prev_update, torch.zeros_like(prev_update)),
+                -(grad.sign() * step_size),
+            )
+            p.add_(update)
+            prev_update.copy_(update)
+            prev.copy_(torch.where(reversal, torch.zeros_like(grad), grad))

@@ -1,0 +1,1 @@
+"""The optistudy service and its command line."""

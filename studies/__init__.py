@@ -1,0 +1,1 @@
+"""Studies: tasks, the training engine, specs, sweeps, recording, statistics and reports."""

@@ -1,0 +1,56 @@
+"""Reading spec files and turning validation errors into messages for people."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Spec = TypeVar("Spec", bound=BaseModel)
+
+_HYPERPARAMETER = re.compile(r"Invalid (\w+): ")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; ``problems`` lists ``field.path: what is wrong``."""
+
+    def __init__(self, source: str, problems: list[str]):
+        super().__init__(f"{source}: invalid spec\n" + "\n".join(f"  {p}" for p in problems))
+        self.problems = problems
+
+
+def describe(error: ValidationError) -> list[str]:
+    """One line per problem: the field path, what is wrong, what is allowed."""
+    lines = []
+    for problem in error.errors():
+        path = [str(part) for part in problem["loc"]]
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        named = _HYPERPARAMETER.match(message)
+        if named and path and path[-1] == "optimizer":
+            path.append(named.group(1))
+        lines.append(f"{'.'.join(path) or '(spec)'}: {message}")
+    return lines
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``, or a SpecError saying why not."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise SpecError(str(path), [f"cannot read the file ({error.strerror})"]) from error
+    except yaml.YAMLError as error:
+        raise SpecError(str(path), [f"not valid YAML ({error})"]) from error
+    if not isinstance(data, dict):
+        raise SpecError(str(path), ["the spec must be a YAML mapping of fields"])
+    return data
+
+
+def parse(model: type[Spec], data: dict[str, Any], source: str) -> Spec:
+    """Validate ``data`` as ``model``; a SpecError lists every problem with its field path."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(source, describe(error)) from error
