@@ -32,6 +32,18 @@ def _linear(net: Tensor) -> Tensor:
     return net
 
 
+def derivative_from_output(name: str, output: Tensor) -> Tensor | None:
+    """f'(net) expressed through f(net) (None where it is 1: linear, and the hard limiter's
+    straight-through derivative)."""
+    if name == "sigmoid":
+        return output * (1.0 - output)
+    if name == "tanh":
+        return 1.0 - output * output
+    if name == "relu":
+        return (output > 0).to(output.dtype)
+    return None
+
+
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,

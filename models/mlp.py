@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from models.activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from models.activations import (
+    ACTIVATIONS,
+    HIDDEN_ACTIVATIONS,
+    OUTPUT_ACTIVATIONS,
+    derivative_from_output,
+)
 from models.init import LayerWeights, Scheme
 
 
@@ -84,6 +89,34 @@ class MLP(nn.Module):
             net = torch.matmul(signal, weight.transpose(1, 2)) + bias.unsqueeze(1)
             signal = ACTIVATIONS[self.output](net) if index == last else hidden(net)
         return signal
+
+    @torch.no_grad()
+    def gradient(self, inputs: Tensor,
+                 output_gradient: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+        """Outputs and ∂loss/∂flat [members, n_weights] by hand-written back-propagation
+        (the delta rule: δ = ∂loss/∂y · f'(net); ∂loss/∂W = δᵀ·input; δ_below = δ·W), given
+        ``output_gradient`` = ∂loss/∂outputs. The same numbers as autograd, without its
+        per-operation overhead."""
+        layers = self.unflatten(self.flat)
+        last = len(layers) - 1
+        names = [self.activation] * last + [self.output]
+        signals = [inputs]
+        for index, (weight, bias) in enumerate(layers):
+            net = torch.matmul(signals[-1], weight.transpose(1, 2)) + bias.unsqueeze(1)
+            signals.append(ACTIVATIONS[names[index]](net))
+        upstream = output_gradient(signals[-1])
+        members = self.flat.shape[0]
+        pieces: list[Tensor] = []
+        for index in range(last, -1, -1):
+            slope = derivative_from_output(names[index], signals[index + 1])
+            delta = upstream if slope is None else upstream * slope
+            weight_gradient = torch.matmul(delta.transpose(-1, -2), signals[index])
+            ones = torch.ones(1, delta.shape[-2], dtype=delta.dtype, device=delta.device)
+            bias_gradient = torch.matmul(ones, delta).reshape(members, -1)  # Σ over patterns
+            pieces = [weight_gradient.reshape(members, -1), bias_gradient, *pieces]
+            if index > 0:
+                upstream = torch.matmul(delta, layers[index][0])
+        return signals[-1], torch.cat(pieces, dim=1)
 
     @torch.no_grad()
     def initialise(self, scheme: Scheme, seeds: Tensor) -> None:

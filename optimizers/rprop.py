@@ -97,14 +97,15 @@ def adapt_step_sizes(
 
     Returns sign(g·g_old). The op sequence is ``torch.optim.Rprop``'s (multiply by the factor,
     then clamp every step size), which equals min(η⁺Δ, Δmax) / max(η⁻Δ, Δmin) / Δ while
-    Δmin ≤ Δ ≤ Δmax.
+    Δmin ≤ Δ ≤ Δmax. The factor is built by arithmetic on 0/1 indicators (exact: one term is
+    η⁺, η⁻ or 1 and the others are 0), several times faster than ``torch.where`` on the CPU.
     """
     sign = grad.mul(prev).sign()
-    eta_plus = broadcast(group["eta_plus"], grad)
-    eta_minus = broadcast(group["eta_minus"], grad)
-    factor = torch.where(
-        sign.gt(0), eta_plus, torch.where(sign.lt(0), eta_minus, torch.ones_like(sign))
-    )
+    increase = sign.clamp(min=0)
+    decrease = sign.neg().clamp_(min=0)
+    factor = increase.mul(broadcast(group["eta_plus"], grad))
+    factor.add_(decrease.mul(broadcast(group["eta_minus"], grad)))
+    factor.add_(1.0 - increase - decrease)
     clamp_to(step_size.mul_(factor), group["delta_min"], group["delta_max"], group["members"])
     return sign
 
@@ -230,8 +231,7 @@ class Rprop(Optimizer):
         prev, step_size = state["prev"], state["step_size"]
         sign = adapt_step_sizes(step_size, grad, prev, group)
         if variant == "iRprop-":
-            grad = grad.clone(memory_format=torch.preserve_format)
-            grad[sign.lt(0)] = 0
+            grad = grad.mul(sign.add(1.0).clamp_(max=1.0))  # g = 0 where g·g_old < 0
             p.addcmul_(grad.sign(), step_size, value=-1)
             prev.copy_(grad)
         elif variant == "Rprop-":

@@ -169,6 +169,14 @@ class TrainConfig(BaseModel):
     seeds: int | list[int] = Field(default=10, description="a count (seeds 0..n−1) or a list")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     dtype: Literal["float64", "float32"] = "float64"
+    compile: bool = Field(
+        default=False,
+        description="compile the optimizer step, and a small MLP's forward/backward pass "
+                    "written out weight by weight, with torch.compile (fused kernels: faster "
+                    "for large populations, seconds of "
+                    "compilation first; falls back to eager where torch.compile cannot run). "
+                    "Results may differ from eager in the last bit, so compare runs with the "
+                    "same setting")
 
     @field_validator("task")
     @classmethod

@@ -16,7 +16,11 @@ from torch import Tensor
 
 
 def _sum_last_two(values: Tensor) -> Tensor:
-    return values.sum(dim=(-2, -1))
+    """Σ over patterns and outputs, per member. A matrix-vector product with ones: the same
+    sum, several times faster than ``sum(dim=(-2, -1))`` on small trailing dimensions."""
+    flat = values.reshape(*values.shape[:-2], -1)
+    ones = torch.ones(flat.shape[-1], dtype=values.dtype, device=values.device)
+    return torch.matmul(flat, ones)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@ would train alone.
 
 Every member has its own seed (initial weights, data order) and may have its own
 hyperparameters. The loss back-propagated is the sum of the members' losses, so each
-member's gradient is its own. A member stops when its stop rule fires; from then on its
-updates are masked, so its epochs to target and final weights are exactly those of a
-single run.
+member's gradient is its own. A member stops when its stop rule fires: its outcome (status,
+epochs, weights, time) is recorded at that moment, exactly what a single run would give.
+Stopped members stay in the tensors (they are independent, so they disturb no one) until
+half of the rows have stopped; then the population is compacted to the running members,
+optimizer state included, so stopped members stop costing time.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from models import unrolled
+from models.mlp import MLP
 from studies import tasks
 from studies.engine.build import build_model, build_optimizer, resolve_device
+from studies.engine.compiling import compiled
 from studies.engine.config import TrainConfig
 from studies.engine.losses import LOSSES
 from studies.engine.result import STATUSES, TrainResult
@@ -26,23 +32,21 @@ from studies.engine.schedule import steps
 
 RUNNING = -1
 CONVERGED, MAX_EPOCHS, DIVERGED, STALLED = range(4)
-PADDING = 99
-"""Status of the padding members (see ``aligned_size``): never trained, never reported."""
 _SUM_LOSSES = ("sse", "half_sse")
 _LANES = 32
 """Elements per iteration of torch's widest vectorised CPU loop (2 × 16 float32 lanes)."""
 
 
 def aligned_size(members: int) -> int:
-    """The population size actually run: ``members`` rounded up to a multiple of 32 × the
-    CPU threads (at most 16).
+    """The number of rows a population of ``members`` runs as: rounded up to a multiple of
+    32 × the CPU threads (at most 16).
 
     torch's vectorised CPU kernels compute the last ``numel mod 32`` elements of a tensor (or
     of each thread's share of it) in a scalar tail whose rounding can differ in the last bit
-    (fused vs unfused multiply-add, another exp). Rounding a population's size up keeps every
+    (fused vs unfused multiply-add, another exp). Rounding the population up keeps every
     member in the vector body, so member i gives bit for bit the trajectory of seed i trained
-    alone (itself run as an aligned population). Padding members have their own seeds, are
-    frozen from the start and are not reported.
+    alone (itself run as an aligned population). Padding rows have their own seeds, never
+    count as running and are not reported.
     """
     block = _LANES * max(1, min(torch.get_num_threads(), 16))
     return -(-members // block) * block
@@ -53,62 +57,90 @@ def train(config: TrainConfig, *, seeds: Sequence[int] | None = None,
           history_points: int = 500) -> TrainResult:
     """Train ``config`` over ``seeds`` (default: the config's) as one population.
 
-    ``per_member`` gives optimizer hyperparameters per member ([members] tensors), so one
-    population can hold several configurations × seeds. ``history_points`` bounds how many
-    epochs of per-member loss are kept (0: none).
+    ``per_member`` gives optimizer hyperparameters per member ([members] tensors; a key
+    ``"name[i]"`` sets element i of a tuple such as ``betas``), so one population can hold
+    several configurations × seeds. ``history_points`` bounds how many epochs of per-member
+    loss are kept (0: none).
     """
     task = tasks.get(config.task)
     where = resolve_device(device or config.device)
     seed_list = list(seeds) if seeds is not None else config.seed_list
     members = len(seed_list)
-    padding = aligned_size(members) - members
-    seed_tensor = torch.tensor(seed_list + [-1 - i for i in range(padding)], dtype=torch.int64,
-                               device=where)
     for name, values in (per_member or {}).items():
         if values.shape != (members,):
             raise ValueError(f"per_member[{name!r}] needs one value per seed ({members}), "
                              f"got shape {tuple(values.shape)}")
+    padding = aligned_size(members) - members
+    seed_tensor = torch.tensor(seed_list + [-1 - i for i in range(padding)], dtype=torch.int64,
+                               device=where)
     padded = {name: torch.cat([values, values[-1:].expand(padding)])
               for name, values in (per_member or {}).items()}
     model = build_model(config, task, seed_tensor, where)
     optimizer = build_optimizer(config, model, padded)
-    population = _Population(config, task, model, optimizer, seed_tensor, history_points,
-                             members)
-    return population.run()
+    return _Population(config, task, model, optimizer, seed_tensor, members,
+                       history_points).run()
 
 
 class _Population:
-    """One training run of a population: the loop and its per-member bookkeeping."""
+    """One training run of a population: the loop and its per-member bookkeeping.
+
+    Rows are the population's current tensor rows; ``index[row]`` is the member a row
+    trains. Outcomes are kept per member (``out_*``), written when the member stops.
+    """
 
     def __init__(self, config: TrainConfig, task: tasks.Task, model: nn.Module,
-                 optimizer: torch.optim.Optimizer, seeds: Tensor, history_points: int,
-                 members: int):
+                 optimizer: torch.optim.Optimizer, seeds: Tensor, members: int,
+                 history_points: int):
         self.config = config
         self.model = model
         self.optimizer = optimizer
         self.seeds = seeds
-        self.flat: nn.Parameter = model.flat  # type: ignore[assignment]
         self.members = members
-        device = self.flat.device
+        self.member_seeds: list[int] = seeds[:members].tolist()
+        self.flat: nn.Parameter = model.flat  # type: ignore[assignment]
+        rows, device = self.flat.shape[0], self.flat.device
         self.dataset = (task.to(device=device, dtype=self.flat.dtype)
                         if isinstance(task, tasks.Dataset) else None)
         self.function = task if isinstance(task, tasks.FunctionTask) else None
         self.loss = LOSSES[config.loss]
+        self.by_hand = isinstance(model, MLP)
+        self.gradient = getattr(model, "gradient", None)
+        self.optimizer_step: Callable[..., Any] = optimizer.step
+        self.unrolled_gradient: Callable[..., tuple[Tensor, Tensor]] | None = None
+        if config.compile:
+            self.optimizer_step = compiled(optimizer.step, "the optimizer step")
+            if isinstance(model, MLP):
+                loss = self.loss
+
+                def written_out(flat: Tensor, inputs: Tensor,
+                                targets: Tensor) -> tuple[Tensor, Tensor]:
+                    return unrolled.gradient(model, flat, inputs,
+                                             lambda out: loss.output_gradient(out, targets))
+
+                self.unrolled_gradient = compiled(written_out, "the forward/backward pass")
+        self.ones = torch.ones(self.flat.shape[1], dtype=self.flat.dtype, device=device)
         self.l2_keep = self._l2_mask()
         frozen = getattr(model, "frozen_mask", lambda: None)()
         self.grad_keep = None if frozen is None else (~frozen).to(self.flat.dtype)
-        size = self.flat.shape[0]
-        self.status = torch.full((size,), RUNNING, dtype=torch.int64, device=device)
-        self.status[members:] = PADDING
-        self.epochs = torch.zeros(size, dtype=torch.int64, device=device)
-        self.quantity = torch.full((size,), math.inf, dtype=self.flat.dtype, device=device)
-        self.best = torch.full_like(self.quantity, math.inf)
-        self.improved_at = torch.zeros(size, dtype=torch.int64, device=device)
-        self.stamps: list[float] = []
-        self.history_every = max(1, math.ceil((config.stop.max_epochs + 1) / history_points)) \
-            if history_points > 0 else 0
+        # per row
+        self.index = torch.arange(rows, device=device)
+        self.running = self.index < members
+        self.running_count = members
+        self.best = torch.full((rows,), math.inf, dtype=self.flat.dtype, device=device)
+        self.improved_at = torch.zeros(rows, dtype=torch.int64, device=device)
+        # per member
+        self.out_status = torch.full((members,), RUNNING, dtype=torch.int64, device=device)
+        self.out_epochs = torch.zeros(members, dtype=torch.int64, device=device)
+        self.out_quantity = torch.full((members,), math.nan, dtype=self.flat.dtype, device=device)
+        self.out_time = torch.full((members,), math.nan, dtype=torch.float64, device=device)
+        self.out_weights = self.flat.detach()[:members].clone()
+        self.initial_weights = self.out_weights.to("cpu", copy=True)
+        self.history_every = (max(1, math.ceil((config.stop.max_epochs + 1) / history_points))
+                              if history_points > 0 else 0)
         self.history_epochs: list[int] = []
         self.history_loss: list[Tensor] = []
+        self.last_loss = torch.full((members,), math.nan, dtype=torch.float32, device=device)
+        self.start = time.perf_counter()
 
     # -- evaluation --------------------------------------------------------------------
     def _l2_mask(self) -> Tensor | None:
@@ -123,7 +155,7 @@ class _Population:
         return self.model() if inputs is None else self.model(inputs)
 
     def _losses(self, outputs: Tensor, targets: Tensor | None) -> Tensor:
-        """Per-member training loss (with the L2 regulariser)."""
+        """Per-row training loss (with the L2 regulariser)."""
         if self.function is not None:
             losses = self.function.objective(outputs)
         else:
@@ -134,18 +166,33 @@ class _Population:
         return losses
 
     def _evaluate(self, inputs: Tensor | None, targets: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Outputs and per-member losses at the current weights, gradients in ``flat.grad``."""
-        self.optimizer.zero_grad(set_to_none=False)
-        with torch.enable_grad():
-            outputs = self._outputs(inputs)
-            losses = self._losses(outputs, targets)
-            losses.sum().backward()
+        """Outputs and per-row losses at the current weights, gradients in ``flat.grad``."""
+        if self.by_hand:
+            assert inputs is not None and targets is not None and self.gradient is not None
+            if (self.unrolled_gradient is not None and isinstance(self.model, MLP)
+                    and unrolled.suits(self.model, inputs)):
+                outputs, gradient = self.unrolled_gradient(self.flat.detach(), inputs, targets)
+            else:
+                outputs, gradient = self.gradient(
+                    inputs, lambda out: self.loss.output_gradient(out, targets))
+            with torch.no_grad():
+                losses = self._losses(outputs, targets)
+            if self.l2_keep is not None:
+                gradient += (2.0 * self.config.l2) * self.flat.detach() * self.l2_keep
+            self.flat.grad = gradient
+        else:
+            self.optimizer.zero_grad(set_to_none=False)
+            with torch.enable_grad():
+                outputs = self._outputs(inputs)
+                losses = self._losses(outputs, targets)
+                losses.sum().backward()
+            outputs, losses = outputs.detach(), losses.detach()
         if self.grad_keep is not None and self.flat.grad is not None:
             self.flat.grad.mul_(self.grad_keep)
-        return outputs.detach(), losses.detach()
+        return outputs, losses
 
     def _losses_now(self) -> Tensor:
-        """Per-member training loss on the whole training set, without gradients."""
+        """Per-row training loss on the whole training set, without gradients."""
         inputs, targets = self._full_set()
         with torch.no_grad():
             return self._losses(self._outputs(inputs), targets)
@@ -154,6 +201,8 @@ class _Population:
         """The stop quantity of these patterns in additive form (summed over patterns)."""
         target = self.config.stop.target
         assert target is not None
+        if target.quantity == self.config.loss in _SUM_LOSSES and self.l2_keep is None:
+            return losses
         if target.quantity == "gap":
             assert self.function is not None
             return losses - self.function.minimum
@@ -182,63 +231,101 @@ class _Population:
             return summed / (patterns * self.dataset.n_outputs)
         return summed / patterns
 
+    def _finite(self, losses: Tensor) -> Tensor:
+        """Rows whose loss and weights are all finite (a row's sum, taken as a matrix-vector
+        product for speed, is not finite when any weight is inf or NaN)."""
+        weights = self.flat.detach()
+        row_sums = torch.mv(weights, self.ones.to(weights.dtype))
+        return torch.isfinite(losses) & torch.isfinite(row_sums)
+
     # -- bookkeeping -------------------------------------------------------------------
     def _settle(self, epoch: int, quantity: Tensor | None, gradient_max: Tensor | None,
                 finite: Tensor) -> None:
-        """Decide, for every running member, whether it stops at ``epoch``."""
+        """Decide, for every running row, whether its member stops at ``epoch``; record the
+        outcome of those that do."""
         stop = self.config.stop
-        running = self.status == RUNNING
-        newly: list[tuple[Tensor, int]] = [(running & ~finite, DIVERGED)]
-        if quantity is not None:
-            self.quantity = torch.where(running, quantity, self.quantity)
+        running = self.running
+        if (quantity is not None and stop.stall_patience is None and gradient_max is None
+                and epoch < stop.max_epochs):
+            # the common case, cheaply: nobody stops unless a loss is bad or a target is met
             assert stop.target is not None
-            newly.append((running & finite & (quantity < stop.target.below), CONVERGED))
-            if stop.stall_patience is not None:
-                better = quantity < self.best - stop.stall_tolerance
-                self.improved_at = torch.where(running & better, epoch, self.improved_at)
-                self.best = torch.where(running & better, quantity, self.best)
-                newly.append((running & (epoch - self.improved_at >= stop.stall_patience),
-                              STALLED))
+            if not bool((running & ((quantity < stop.target.below) | ~finite)).any()):
+                return
+        code = torch.where(finite, RUNNING, DIVERGED)
+        if stop.stall_patience is not None and quantity is not None:
+            better = running & (quantity < self.best - stop.stall_tolerance)
+            self.improved_at = torch.where(better, epoch, self.improved_at)
+            self.best = torch.where(better, quantity, self.best)
+            stalled = finite & (epoch - self.improved_at >= stop.stall_patience)
+            code = torch.where(stalled, STALLED, code)
         if gradient_max is not None:
             assert stop.gradient_below is not None
-            newly.append((running & finite & (gradient_max < stop.gradient_below), CONVERGED))
+            code = torch.where(finite & (gradient_max < stop.gradient_below), CONVERGED, code)
+        if quantity is not None:
+            assert stop.target is not None
+            code = torch.where(finite & (quantity < stop.target.below), CONVERGED, code)
         if epoch >= stop.max_epochs:
-            newly.append((running, MAX_EPOCHS))
-        for mask, code in newly:
-            hit = mask & (self.status == RUNNING)
-            self.status = torch.where(hit, code, self.status)
-            self.epochs = torch.where(hit, epoch, self.epochs)
+            code = torch.where(code == RUNNING, MAX_EPOCHS, code)
+        stopping = running & (code != RUNNING)
+        rows = stopping.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return
+        members = self.index[rows]
+        self.out_status[members] = code[rows]
+        self.out_epochs[members] = epoch
+        self.out_weights[members] = self.flat.detach()[rows]
+        if quantity is not None:
+            self.out_quantity[members] = quantity[rows].to(self.out_quantity.dtype)
+        self.out_time[members] = time.perf_counter() - self.start
+        self.running[rows] = False
+        self.running_count -= rows.numel()
+        if self.running_count and self.running_count <= self.flat.shape[0] // 2:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep only the running rows (padded with stopped ones to an aligned size), in the
+        model, the optimizer's state and hyperparameters, and the bookkeeping."""
+        rows = self.flat.shape[0]
+        size = aligned_size(self.running_count)
+        if size >= rows:
+            return
+        order = torch.argsort((~self.running).to(torch.int8), stable=True)
+        keep = order[:size]
+        with torch.no_grad():
+            self.flat.data = self.flat.data[keep]
+        self.flat.grad = None
+        for state in self.optimizer.state.values():
+            for key, value in state.items():
+                if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == rows:
+                    state[key] = value[keep]
+        for group in self.optimizer.param_groups:
+            for key, value in group.items():
+                if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == rows:
+                    group[key] = value[keep]
+            if group.get("members") == rows:
+                group["members"] = size
+        for name in ("seeds", "index", "running", "best", "improved_at"):
+            setattr(self, name, getattr(self, name)[keep])
 
     def _record(self, epoch: int, losses: Tensor) -> None:
-        self.stamps.append(time.perf_counter())
-        if self.history_every and (epoch % self.history_every == 0
-                                   or epoch == self.config.stop.max_epochs):
-            self.history_epochs.append(epoch)
-            self.history_loss.append(losses.to(torch.float32))
+        if not self.history_every or (epoch % self.history_every
+                                      and epoch != self.config.stop.max_epochs):
+            return
+        rows = self.running.nonzero().squeeze(1)
+        self.last_loss[self.index[rows]] = losses[rows].to(torch.float32)
+        self.history_epochs.append(epoch)
+        self.history_loss.append(self.last_loss.clone())
 
     def _step(self, losses: Tensor, reevaluate: Callable[[], Tensor]) -> None:
-        """One optimizer step for the running members; stopped members keep their weights."""
         first = [losses]
 
         def closure() -> Tensor:
             return first.pop() if first else reevaluate()
 
-        running = (self.status == RUNNING).unsqueeze(1)
-        before = self.flat.detach().clone()
-        self.optimizer.step(closure)  # type: ignore[arg-type]
-        with torch.no_grad():
-            self.flat.copy_(torch.where(running, self.flat, before))
-
-    def _finite(self, losses: Tensor) -> Tensor:
-        return torch.isfinite(losses) & torch.isfinite(self.flat.detach()).all(dim=1)
-
-    def _all_stopped(self) -> bool:
-        return not bool((self.status == RUNNING).any())
+        self.optimizer_step(closure)
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> TrainResult:
-        start = time.perf_counter()
-        initial = self.flat.detach().clone()
         if self.config.mode == "batch":
             evaluation = "batch"
             self._run_batch()
@@ -246,13 +333,17 @@ class _Population:
             target = self.config.stop.target
             evaluation = target.evaluation if target is not None else "end_of_epoch"
             self._run_epochs(evaluation)
-        wall = time.perf_counter() - start
-        return self._result(initial, start, wall, evaluation)
+        wall = time.perf_counter() - self.start
+        return self._result(wall, evaluation)
 
     def _full_set(self) -> tuple[Tensor | None, Tensor | None]:
         if self.dataset is None:
             return None, None
         return self.dataset.inputs, self.dataset.targets
+
+    def _gradient_max(self) -> Tensor:
+        assert self.flat.grad is not None
+        return self.flat.grad.abs().amax(dim=1)
 
     def _run_batch(self) -> None:
         inputs, targets = self._full_set()
@@ -266,15 +357,13 @@ class _Population:
             quantity = (self._quantity(self._quantity_sum(outputs, targets, losses))
                         if stop.target is not None else None)
             gradient_max = self._gradient_max() if stop.gradient_below is not None else None
-            self._settle(epoch, quantity, gradient_max, self._finite(losses))
             self._record(epoch, losses)
-            if self._all_stopped():
+            self._settle(epoch, quantity, gradient_max, self._finite(losses))
+            if not self.running_count:
                 return
+            if self.flat.grad is None:  # compacted: the gradient of the kept rows
+                outputs, losses = self._evaluate(inputs, targets)
             self._step(losses, reevaluate)
-
-    def _gradient_max(self) -> Tensor:
-        assert self.flat.grad is not None
-        return self.flat.grad.abs().amax(dim=1)
 
     def _run_epochs(self, evaluation: str) -> None:
         """Online and mini-batch learning: several optimizer steps per epoch."""
@@ -286,8 +375,8 @@ class _Population:
         else:
             self._record(0, self._losses_now())
         for epoch in range(1, stop.max_epochs + 1):
-            presented = torch.zeros_like(self.quantity)
-            finite = torch.ones_like(self.status, dtype=torch.bool)
+            presented = torch.zeros_like(self.best)
+            finite = torch.ones_like(self.running)
             for batch in steps(inputs, targets, mode=self.config.mode, order=self.config.order,
                                batch_size=self.config.batch_size, seeds=self.seeds, epoch=epoch):
                 outputs, losses = self._evaluate(batch.inputs, batch.targets)
@@ -302,11 +391,11 @@ class _Population:
                 self._step(losses, reevaluate)
             if evaluation == "presented" and stop.gradient_below is None:
                 quantity = self._quantity(presented) if stop.target is not None else None
-                self._settle(epoch, quantity, None, finite & self._finite(presented))
                 self._record(epoch, self._losses_now() if self.history_every else presented)
+                self._settle(epoch, quantity, None, finite & self._finite(presented))
             else:
                 self._check_full_set(epoch, evaluation, presented, finite)
-            if self._all_stopped():
+            if not self.running_count:
                 return
 
     def _check_full_set(self, epoch: int, evaluation: str, presented: Tensor | None = None,
@@ -327,23 +416,22 @@ class _Population:
             quantity = self._quantity(summed)
         gradient_max = self._gradient_max() if stop.gradient_below is not None else None
         all_finite = self._finite(losses) if finite is None else finite & self._finite(losses)
-        self._settle(epoch, quantity, gradient_max, all_finite)
         self._record(epoch, losses)
+        self._settle(epoch, quantity, gradient_max, all_finite)
 
     # -- the result --------------------------------------------------------------------
-    def _result(self, initial: Tensor, start: float, wall: float,
-                evaluation: str) -> TrainResult:
-        real = slice(0, self.members)
-        inputs, targets = self._full_set()
+    def _result(self, wall: float, evaluation: str) -> TrainResult:
+        """Evaluate every member at its recorded final weights and collect the outcomes."""
+        size = aligned_size(self.members)
+        final = torch.cat([self.out_weights,
+                           self.out_weights[-1:].expand(size - self.members, -1)])
         with torch.no_grad():
-            outputs = self._outputs(inputs)[real]
-            final_loss = self._losses(self._outputs(inputs), targets)[real]
-        status = self.status[real].tolist()
-        epochs = self.epochs[real].tolist()
-        times: list[float | None] = [
-            self.stamps[epoch] - start if code == CONVERGED and epoch < len(self.stamps)
-            else None
-            for code, epoch in zip(status, epochs, strict=True)]
+            self.flat.data = final
+            inputs, targets = self._full_set()
+            outputs = self._outputs(inputs)
+            final_loss = self._losses(outputs, targets)[: self.members]
+            outputs = outputs[: self.members]
+        status = self.out_status.tolist()
         train_accuracy = validation_accuracy = None
         if self.dataset is not None and self.dataset.kind != "regression":
             train_accuracy = tasks.accuracy(outputs, self.dataset.targets,
@@ -351,26 +439,27 @@ class _Population:
             if self.dataset.validation_inputs is not None:
                 assert self.dataset.validation_targets is not None
                 with torch.no_grad():
-                    validation = self._outputs(self.dataset.validation_inputs)[real]
+                    validation = self._outputs(self.dataset.validation_inputs)[: self.members]
                 validation_accuracy = tasks.accuracy(validation, self.dataset.validation_targets,
                                                      self.dataset.kind).tolist()
-        history = torch.stack(self.history_loss)[:, real].cpu() if self.history_loss else None
+        times = [t if code == CONVERGED else None
+                 for code, t in zip(status, self.out_time.tolist(), strict=True)]
         return TrainResult(
             config=self.config,
-            seeds=self.seeds[real].tolist(),
+            seeds=self.member_seeds,
             status=[STATUSES[code] for code in status],
-            epochs=epochs,
+            epochs=self.out_epochs.tolist(),
             final_loss=final_loss.tolist(),
-            final_quantity=self.quantity[real].tolist(),
+            final_quantity=self.out_quantity.tolist(),
             time_to_target_s=times,
-            initial_weights=initial[real].cpu(),
-            final_weights=self.flat.detach()[real].cpu().clone(),
+            initial_weights=self.initial_weights,
+            final_weights=self.out_weights.to("cpu", copy=True),
             model=self.model,
             wall_time_s=wall,
             device=str(self.flat.device),
             evaluation=evaluation,
             history_epochs=self.history_epochs,
-            history_loss=history,
+            history_loss=torch.stack(self.history_loss).cpu() if self.history_loss else None,
             train_accuracy=train_accuracy,
             validation_accuracy=validation_accuracy,
         )

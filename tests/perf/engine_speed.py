@@ -20,13 +20,16 @@ XOR_INPUTS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtyp
 XOR_TARGETS = torch.tensor([[0.0], [1.0], [1.0], [0.0]], dtype=torch.float64)
 
 
-def population_rate(members: int, epochs: int, variant: str, device: str) -> tuple[float, float]:
+def population_rate(members: int, epochs: int, variant: str, device: str,
+                    compile_kernels: bool) -> tuple[float, float]:
     """Model-epochs per second of the engine (no early stop: every member runs every epoch)."""
     config = TrainConfig(
         task="xor", model={"type": "mlp", "layers": [2, 2, 1]}, loss="sse",
         optimizer={"name": "rprop", "variant": variant}, mode="batch",
-        stop={"target": None, "max_epochs": epochs}, seeds=members, device=device)
-    train(config.model_copy(update={"seeds": 64}), history_points=0)  # warm-up
+        stop={"target": None, "max_epochs": epochs}, seeds=members, device=device,
+        compile=compile_kernels)
+    warm_up = config.model_copy(update={"stop": config.stop.model_copy(update={"max_epochs": 3})})
+    train(warm_up, history_points=0)  # imports, allocations and (if asked) compilation
     result = train(config, history_points=0)
     model_epochs = members * (epochs + 1)
     return model_epochs / result.wall_time_s, result.wall_time_s
@@ -54,16 +57,22 @@ def main() -> None:
     parser.add_argument("--single-models", type=int, default=20)
     parser.add_argument("--variant", default="iRprop-")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compiled run")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     single = one_at_a_time_rate(args.single_models, args.epochs)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rate, wall = population_rate(args.members, args.epochs, args.variant, args.device)
+    rate, wall = population_rate(args.members, args.epochs, args.variant, args.device, False)
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"one model at a time : {single:14,.0f} model-epochs/s ({args.single_models} models)")
     print(f"population K={args.members:<7,}: {rate:14,.0f} model-epochs/s "
-          f"({args.variant}, {args.epochs} epochs in {wall:.2f} s)")
+          f"({args.variant}, eager, {args.epochs} epochs in {wall:.2f} s)")
     print(f"ratio               : {rate / single:14,.0f}x")
+    if not args.no_compile:
+        fast, wall = population_rate(args.members, args.epochs, args.variant, args.device, True)
+        print(f"population compiled : {fast:14,.0f} model-epochs/s "
+              f"(torch.compile, {args.epochs} epochs in {wall:.2f} s)")
+        print(f"ratio               : {fast / single:14,.0f}x")
     print(f"peak RSS growth     : {(rss_after - rss_before) / args.members:14.2f} KiB per member")
 
 
