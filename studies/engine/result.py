@@ -44,6 +44,8 @@ class TrainResult:
     """[len(history_epochs), members] training loss per member (float32, CPU)."""
     train_accuracy: list[float] | None = None
     validation_accuracy: list[float] | None = None
+    compactions: int = 0
+    """How often the engine dropped stopped members from its tensors (an engine statistic)."""
 
     @property
     def members(self) -> int:

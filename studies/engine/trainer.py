@@ -140,6 +140,7 @@ class _Population:
         self.history_epochs: list[int] = []
         self.history_loss: list[Tensor] = []
         self.last_loss = torch.full((members,), math.nan, dtype=torch.float32, device=device)
+        self.compactions = 0
         self.start = time.perf_counter()
 
     # -- evaluation --------------------------------------------------------------------
@@ -306,6 +307,7 @@ class _Population:
                 group["members"] = size
         for name in ("seeds", "index", "running", "best", "improved_at"):
             setattr(self, name, getattr(self, name)[keep])
+        self.compactions += 1
 
     def _record(self, epoch: int, losses: Tensor) -> None:
         if not self.history_every or (epoch % self.history_every
@@ -462,4 +464,5 @@ class _Population:
             history_loss=torch.stack(self.history_loss).cpu() if self.history_loss else None,
             train_accuracy=train_accuracy,
             validation_accuracy=validation_accuracy,
+            compactions=self.compactions,
         )

@@ -1,0 +1,227 @@
+"""The population engine's behaviour: stop rules and statuses, learning modes, paired seeds,
+compaction, the regulariser, user modules, torch.compile and its fallback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from studies import tasks
+from studies.engine import TrainConfig, train
+from studies.engine.schedule import epoch_order
+from tests.studies.modules import xor_net
+
+XOR_INPUTS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+XOR_TARGETS = torch.tensor([[0.0], [1.0], [1.0], [0.0]], dtype=torch.float64)
+
+
+def _config(**fields: Any) -> TrainConfig:
+    data: dict[str, Any] = {"task": "xor", "optimizer": {"name": "rprop", "variant": "iRprop-"},
+                            "seeds": 8}
+    data.update(fields)
+    return TrainConfig.model_validate(data)
+
+
+def test_same_config_same_result() -> None:
+    config = _config(mode="online", stop={"max_epochs": 30})
+    first, second = train(config), train(config)
+    assert first.status == second.status and first.epochs == second.epochs
+    assert torch.equal(first.final_weights, second.final_weights)
+
+
+def test_paired_seeds_start_every_arm_from_the_same_weights() -> None:
+    rprop = train(_config(seeds=[3, 7, 11], stop={"max_epochs": 5}))
+    adam = train(_config(seeds=[11, 3], optimizer={"name": "adam"}, stop={"max_epochs": 5}))
+    assert torch.equal(rprop.initial_weights[2], adam.initial_weights[0])
+    assert torch.equal(rprop.initial_weights[0], adam.initial_weights[1])
+    assert not torch.equal(rprop.initial_weights[0], rprop.initial_weights[1])
+
+
+def test_members_keep_their_results_when_the_population_is_compacted() -> None:
+    """300 members: most converge early, the population is compacted, and members that stop
+    before and after compaction give bit for bit their lone runs."""
+    config = _config(seeds=list(range(300)), stop={"target": {"below": 0.05}, "max_epochs": 300})
+    result = train(config)
+    assert result.compactions >= 1
+    order = sorted(range(300), key=lambda i: result.epochs[i])
+    for member in [order[0], order[150], order[-1]]:
+        alone = train(config.model_copy(update={"seeds": [member]}))
+        assert (alone.status[0], alone.epochs[0]) == (result.status[member], result.epochs[member])
+        assert torch.equal(alone.final_weights[0], result.final_weights[member])
+
+
+def test_a_diverging_member_is_recorded_and_the_others_train_on() -> None:
+    config = TrainConfig(task="rosenbrock", optimizer={"name": "steepest_descent", "lr": 0.001},
+                         stop={"target": {"quantity": "gap", "below": 1e-3},
+                               "max_epochs": 200}, seeds=4)
+    lr = torch.tensor([0.001, 0.5, 0.001, 0.5], dtype=torch.float64)
+    result = train(config, per_member={"lr": lr})
+    assert result.status[1] == result.status[3] == "diverged"
+    assert result.status[0] == result.status[2] == "max_epochs"
+    alone = train(config, seeds=[0])
+    assert torch.equal(alone.final_weights[0], result.final_weights[0])
+    summary = result.summary()
+    assert summary["diverged_rate"] == 0.5
+    assert result.to_json()["members"][1]["final_loss"] is None  # not finite → null in JSON
+
+
+def test_a_member_without_progress_is_stalled() -> None:
+    config = _config(optimizer={"name": "steepest_descent", "lr": 1e-7},
+                     stop={"max_epochs": 500, "stall_patience": 20, "stall_tolerance": 1e-6})
+    result = train(config)
+    assert set(result.status) == {"stalled"}
+    assert all(epochs == 20 for epochs in result.epochs)
+
+
+def test_gradient_threshold_stops_as_in_r_neuralnet() -> None:
+    config = TrainConfig(task="quadratic", optimizer={"name": "steepest_descent", "lr": 0.1},
+                         stop={"target": None, "gradient_below": 1e-4, "max_epochs": 1000},
+                         seeds=1)
+    result = train(config)
+    assert result.status == ["converged"]
+    x = result.final_weights[0].clone().requires_grad_(True)
+    tasks.get("quadratic").objective(x).backward()  # type: ignore[union-attr]
+    assert x.grad is not None and float(x.grad.abs().max()) < 1e-4
+    before = train(config.model_copy(update={"stop": config.stop.model_copy(
+        update={"max_epochs": result.epochs[0] - 1, "gradient_below": None})}))
+    y = before.final_weights[0].clone().requires_grad_(True)
+    tasks.get("quadratic").objective(y).backward()  # type: ignore[union-attr]
+    assert y.grad is not None and float(y.grad.abs().max()) >= 1e-4
+
+
+def test_presented_and_end_of_epoch_evaluations_differ_as_defined() -> None:
+    """Online: 'presented' sums each pattern's error before its update; 'end_of_epoch'
+    re-evaluates after the epoch. Both are checked against a hand computation."""
+    seeds = list(range(16))
+    stop = {"max_epochs": 400}
+    presented = train(_config(mode="online", seeds=seeds, loss="half_sse",
+                              optimizer={"name": "steepest_descent", "lr": 2.0},
+                              stop={**stop, "target": {"below": 0.05,
+                                                       "evaluation": "presented"}}))
+    end = train(_config(mode="online", seeds=seeds, loss="half_sse",
+                        optimizer={"name": "steepest_descent", "lr": 2.0},
+                        stop={**stop, "target": {"below": 0.05, "evaluation": "end_of_epoch"}}))
+    assert presented.evaluation == "presented" and end.evaluation == "end_of_epoch"
+    assert presented.epochs != end.epochs
+    for member in range(16):
+        if end.status[member] != "converged":
+            continue
+        net = _plain_xor(end.final_weights[member])
+        with torch.no_grad():
+            sse = float(((XOR_TARGETS - net(XOR_INPUTS)) ** 2).sum())
+        assert sse == pytest.approx(end.final_quantity[member], rel=1e-12)
+        assert sse < 0.05
+
+
+def _plain_xor(flat: torch.Tensor) -> nn.Module:
+    net = nn.Sequential(nn.Linear(2, 2), nn.Sigmoid(), nn.Linear(2, 1), nn.Sigmoid()).double()
+    offset = 0
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.copy_(flat[offset : offset + parameter.numel()].view_as(parameter))
+            offset += parameter.numel()
+    return net
+
+
+def test_minibatch_of_the_whole_set_in_fixed_order_is_batch_learning() -> None:
+    stop = {"target": None, "max_epochs": 40}
+    batch = train(_config(mode="batch", stop=stop))
+    whole = train(_config(mode="minibatch", batch_size=4, order="fixed", stop=stop))
+    assert torch.equal(batch.final_weights, whole.final_weights)
+
+
+def test_shuffled_order_is_a_new_permutation_per_member_and_epoch() -> None:
+    orders = {tuple(epoch_order(seed, epoch, 4)) for seed in range(6) for epoch in range(1, 6)}
+    assert len(orders) > 10
+    assert all(sorted(order) == [0, 1, 2, 3] for order in orders)
+
+
+def test_l2_regulariser_adds_two_lambda_w_on_weights_not_biases() -> None:
+    config = _config(optimizer={"name": "steepest_descent", "lr": 0.1}, l2=0.01, seeds=1,
+                     stop={"target": None, "max_epochs": 1})
+    result = train(config)
+    net = _plain_xor(result.initial_weights[0])
+    weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
+    loss = ((XOR_TARGETS - net(XOR_INPUTS)) ** 2).sum() + 0.01 * sum((w * w).sum()
+                                                                    for w in weights)
+    loss.backward()
+    expected = torch.cat([(p - 0.1 * p.grad).detach().reshape(-1)  # type: ignore[operator]
+                          for p in net.parameters()])
+    torch.testing.assert_close(result.final_weights[0], expected, rtol=0, atol=1e-15)
+
+
+def test_a_users_module_trains_as_a_population_through_torch_func() -> None:
+    config = TrainConfig(task="xor", model={"type": "module",
+                                            "path": "tests.studies.modules:xor_net",
+                                            "kwargs": {"hidden": 3}},
+                         optimizer={"name": "steepest_descent", "lr": 0.5},
+                         stop={"target": None, "max_epochs": 20}, seeds=[4, 9])
+    result = train(config)
+    for member, seed in enumerate([4, 9]):
+        torch.manual_seed(seed)
+        net = xor_net(hidden=3).double()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+        for _ in range(20):
+            optimizer.zero_grad()
+            ((XOR_TARGETS - net(XOR_INPUTS)) ** 2).sum().backward()
+            optimizer.step()
+        expected = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+        torch.testing.assert_close(result.final_weights[member], expected, rtol=0, atol=1e-12)
+
+
+def test_classification_reports_training_and_validation_accuracy() -> None:
+    config = TrainConfig(task="iris", model={"layers": [4, 8, 3], "output": "linear"},
+                         loss="cross_entropy", optimizer={"name": "adam", "lr": 0.05},
+                         stop={"target": {"quantity": "error_rate", "below": 0.05},
+                               "max_epochs": 300}, seeds=4)
+    result = train(config)
+    assert result.validation_accuracy is not None and result.train_accuracy is not None
+    assert min(result.validation_accuracy) > 0.8
+    for member, status in enumerate(result.status):
+        if status == "converged":
+            assert result.train_accuracy[member] > 0.95
+
+
+def test_compiled_run_matches_eager() -> None:
+    config = _config(seeds=64, stop={"target": None, "max_epochs": 30})
+    eager = train(config)
+    fast = train(config.model_copy(update={"compile": True}))
+    torch.testing.assert_close(fast.final_weights, eager.final_weights, rtol=1e-12, atol=1e-12)
+
+
+def test_compile_falls_back_to_eager_when_unavailable(monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    def broken(function: Any, **_: Any) -> Any:
+        def fails(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("no C++ compiler")
+        return fails
+
+    monkeypatch.setattr(torch, "compile", broken)
+    config = _config(stop={"target": None, "max_epochs": 10})
+    with caplog.at_level(logging.WARNING):
+        fallen = train(config.model_copy(update={"compile": True}))
+    assert "running eager" in caplog.text
+    assert torch.equal(fallen.final_weights, train(config).final_weights)
+
+
+def test_per_member_hyperparameters_need_one_value_per_seed() -> None:
+    with pytest.raises(ValueError, match=r"per_member\['lr'\] needs one value per seed \(8\)"):
+        train(_config(optimizer={"name": "adam"}), per_member={"lr": torch.ones(3)})
+
+
+def test_history_is_bounded_and_keeps_stopped_members_at_their_final_loss() -> None:
+    result = train(_config(seeds=16, stop={"target": {"below": 0.01}, "max_epochs": 1000}),
+                   history_points=50)
+    assert result.history_loss is not None
+    assert len(result.history_epochs) <= 51
+    assert result.history_loss.shape == (len(result.history_epochs), 16)
+    for member, status in enumerate(result.status):
+        if status == "converged":
+            after = [i for i, e in enumerate(result.history_epochs) if e > result.epochs[member]]
+            if after:
+                column = result.history_loss[after, member]
+                assert torch.all(column == column[0])
