@@ -88,8 +88,12 @@ class Explicit:
             raise ValueError(f"Invalid init.weights: {len(self.weights)} layers given, "
                              f"the model has more (layer {layer} is missing)")
         given = self.weights[layer]
-        weight = torch.tensor(given["weight"], dtype=dtype, device=seeds.device)
-        bias = torch.tensor(given["bias"], dtype=dtype, device=seeds.device)
+        try:
+            weight = torch.tensor(given["weight"], dtype=dtype, device=seeds.device)
+            bias = torch.tensor(given["bias"], dtype=dtype, device=seeds.device)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"Invalid init.weights[{layer}]: need {{weight: {fan_out} lists of "
+                             f"{fan_in} numbers, bias: {fan_out} numbers}} ({error!r})") from error
         if weight.shape != (fan_out, fan_in) or bias.shape != (fan_out,):
             raise ValueError(
                 f"Invalid init.weights[{layer}]: weight must be {fan_out}x{fan_in} "

@@ -13,7 +13,7 @@ from models.activations import (
     OUTPUT_ACTIVATIONS,
     derivative_from_output,
 )
-from models.init import LayerWeights, Scheme
+from models.init import Explicit, LayerWeights, Scheme
 
 
 class MLP(nn.Module):
@@ -123,6 +123,9 @@ class MLP(nn.Module):
         """Fill member i's weights from ``scheme`` keyed by ``seeds[i]``."""
         if seeds.shape != (self.members,):
             raise ValueError(f"need one seed per member ({self.members}), got {tuple(seeds.shape)}")
+        if isinstance(scheme, Explicit) and len(scheme.weights) != len(self.sizes):
+            raise ValueError(f"Invalid init.weights: {len(scheme.weights)} layers given, the "
+                             f"model {list(self.layers)} has {len(self.sizes)}")
         seeds = seeds.to(self.flat.device)
         for index, (weight, bias) in enumerate(self.unflatten(self.flat.data)):
             fan_out, fan_in = self.sizes[index]

@@ -28,7 +28,7 @@ def load_factory(path: str) -> Callable[..., nn.Module]:
     module_name, attribute = path.split(":")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
+    except Exception as error:  # whatever importing user code raises, name the field
         raise ValueError(f"Invalid model.path: cannot import {path!r} ({error})") from error
     if not callable(factory):
         raise ValueError(f"Invalid model.path: {path!r} is not callable")
@@ -42,9 +42,10 @@ class ModulePopulation(nn.Module):
                  *, dtype: torch.dtype = torch.float64,
                  device: torch.device | str | None = None):
         super().__init__()
-        template = factory(**kwargs).to(dtype=dtype)
+        template = factory(**kwargs)
         if not isinstance(template, nn.Module):
             raise ValueError("Invalid model.path: the factory must return a torch.nn.Module")
+        template = template.to(dtype=dtype)
         if any(True for _ in template.buffers()):
             raise ValueError("Invalid model.path: modules with buffers (e.g. batch norm) "
                              "cannot be trained as a population")

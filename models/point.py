@@ -30,6 +30,8 @@ class Point(nn.Module):
     def initialise(self, start: Sequence[float], seeds: Tensor, spread: float = 0.0) -> None:
         """Every member at ``start``, moved by a seed-keyed uniform jitter in ±``spread``."""
         dimension = self.flat.shape[1]
+        if seeds.shape != (self.members,):
+            raise ValueError(f"need one seed per member ({self.members}), got {tuple(seeds.shape)}")
         if len(start) != dimension:
             raise ValueError(f"Invalid init.point: {list(start)!r} needs {dimension} coordinates")
         point = torch.tensor(list(start), dtype=self.flat.dtype, device=self.flat.device)

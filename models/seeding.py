@@ -9,6 +9,8 @@ a counter, computed with int64 tensor arithmetic, which is exact on CPU and CUDA
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -46,7 +48,9 @@ def uniform(seeds: Tensor, stream: int, count: int, *,
     key = mix(mix(seeds * _signed(_GOLDEN)) + _signed(((stream + 1) * _GOLDEN) % (1 << 64)))
     index = torch.arange(count, dtype=torch.int64, device=seeds.device)
     bits = mix(mix(key[:, None] + (index[None, :] + 1) * _signed(_GOLDEN)))
-    return (_shift_right(bits, 11).to(torch.float64) * 2.0**-53).to(dtype)
+    # As many top bits as ``dtype`` holds exactly, so that no value rounds up to 1.
+    precision = round(-math.log2(torch.finfo(dtype).eps)) + 1
+    return (_shift_right(bits, 64 - precision).to(torch.float64) * 2.0**-precision).to(dtype)
 
 
 def permutations(seeds: Tensor, stream: int, count: int) -> Tensor:

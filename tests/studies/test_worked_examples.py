@@ -114,10 +114,11 @@ def test_steepest_descent_on_the_lectures_quadratic() -> None:
 
 def test_rprop_finds_the_rosenbrock_minimum() -> None:
     config = TrainConfig(task="rosenbrock", optimizer={"name": "rprop", "variant": "iRprop-"},
-                         stop={"target": {"quantity": "gap", "below": 1e-10},
+                         stop={"target": {"quantity": "gap", "below": 1e-6},
                                "max_epochs": 5000}, seeds=1)
     result = train(config)
     assert result.status == ["converged"]
+    assert result.final_quantity[0] < 1e-6
     torch.testing.assert_close(result.final_weights[0], torch.tensor([1.0, 1.0],
                                                                      dtype=torch.float64),
-                               atol=1e-4, rtol=0)
+                               atol=3e-3, rtol=0)
