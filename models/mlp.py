@@ -96,27 +96,45 @@ class MLP(nn.Module):
         """Outputs and ∂loss/∂flat [members, n_weights] by hand-written back-propagation
         (the delta rule: δ = ∂loss/∂y · f'(net); ∂loss/∂W = δᵀ·input; δ_below = δ·W), given
         ``output_gradient`` = ∂loss/∂outputs. The same numbers as autograd, without its
-        per-operation overhead."""
+        per-operation overhead.
+
+        Signals are kept units-major, [members, units, patterns], so that a layer fed by
+        patterns shared by all members is one matrix product for the whole population
+        ([members·units, inputs] × [inputs, patterns]) instead of a batch of tiny ones.
+        """
         layers = self.unflatten(self.flat)
         last = len(layers) - 1
         names = [self.activation] * last + [self.output]
-        signals = [inputs]
-        for index, (weight, bias) in enumerate(layers):
-            net = torch.matmul(signals[-1], weight.transpose(1, 2)) + bias.unsqueeze(1)
-            signals.append(ACTIVATIONS[names[index]](net))
-        upstream = output_gradient(signals[-1])
         members = self.flat.shape[0]
+        shared = inputs.dim() == 2
+        signals = [inputs.t() if shared else inputs.transpose(1, 2)]  # [(K,) inputs, patterns]
+        for index, (weight, bias) in enumerate(layers):
+            fan_out, fan_in = self.sizes[index]
+            below = signals[-1]
+            if below.dim() == 2:
+                net = torch.mm(weight.reshape(members * fan_out, fan_in), below)
+                net = net.view(members, fan_out, -1)
+            else:
+                net = torch.bmm(weight, below)
+            signals.append(ACTIVATIONS[names[index]](net + bias.unsqueeze(2)))
+        outputs = signals[-1].transpose(1, 2)
+        upstream = output_gradient(outputs).transpose(1, 2)  # [K, units, patterns]
         pieces: list[Tensor] = []
         for index in range(last, -1, -1):
+            fan_out, fan_in = self.sizes[index]
             slope = derivative_from_output(names[index], signals[index + 1])
             delta = upstream if slope is None else upstream * slope
-            weight_gradient = torch.matmul(delta.transpose(-1, -2), signals[index])
-            ones = torch.ones(1, delta.shape[-2], dtype=delta.dtype, device=delta.device)
-            bias_gradient = torch.matmul(ones, delta).reshape(members, -1)  # Σ over patterns
+            below = signals[index]
+            if below.dim() == 2:
+                weight_gradient = torch.mm(delta.reshape(members * fan_out, -1), below.t())
+            else:
+                weight_gradient = torch.bmm(delta, below.transpose(1, 2))
+            ones = torch.ones(delta.shape[-1], dtype=delta.dtype, device=delta.device)
+            bias_gradient = torch.matmul(delta, ones)  # Σ over patterns
             pieces = [weight_gradient.reshape(members, -1), bias_gradient, *pieces]
             if index > 0:
-                upstream = torch.matmul(delta, layers[index][0])
-        return signals[-1], torch.cat(pieces, dim=1)
+                upstream = torch.bmm(layers[index][0].transpose(1, 2), delta)
+        return outputs, torch.cat(pieces, dim=1)
 
     @torch.no_grad()
     def initialise(self, scheme: Scheme, seeds: Tensor) -> None:
