@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from studies.study import StudySpec
+    from studies.study.home import Home
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="optistudy: compare neural-network training algorithms, fairly and fast.")
@@ -76,6 +80,88 @@ def compare(
         _fail(error)
         return
     typer.echo(comparison.table(results))
+
+
+study_app = typer.Typer(no_args_is_help=True, help="Studies: arms × tasks searched by Optuna "
+                                                   "on Ray Tune, resumable.")
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("run")
+def study_run(
+    spec: Annotated[Path, typer.Argument(help="a study spec (YAML), e.g. "
+                                              "studies/catalog/xor.yaml", dir_okay=False)],
+    address: Annotated[str | None, typer.Option(help="a Ray cluster to run on (default: "
+                                                     "RAY_ADDRESS, else a local Ray)")] = None,
+) -> None:
+    """Validate a study spec, then run every (task, arm) to its budget and print a table."""
+    from studies.specs import SpecError, parse, read_yaml
+    from studies.study import StudySpec, runner
+    from studies.study.home import Home
+
+    home = Home.from_environment()
+    try:
+        study = parse(StudySpec, read_yaml(spec), str(spec))
+        runner.start(study, home)
+    except (SpecError, ValueError) as error:
+        _fail(error)
+        return
+    _execute(study, home, address)
+
+
+@study_app.command("resume")
+def study_resume(
+    name: Annotated[str, typer.Argument(help="the study's name")],
+    address: Annotated[str | None, typer.Option(help="a Ray cluster to run on")] = None,
+) -> None:
+    """Continue an interrupted study to exactly its budget (finished trials are kept)."""
+    from studies.study import ledger
+    from studies.study.home import Home
+
+    home = Home.from_environment()
+    try:
+        study = ledger.load(home, name)
+    except ValueError as error:
+        _fail(error)
+        return
+    _execute(study, home, address)
+
+
+def _execute(study: StudySpec, home: Home, address: str | None) -> None:
+    from studies.study import runner
+    from studies.study.table import comparison_table
+
+    typer.echo(f"study {study.name}: {len(study.tasks)} task(s) x {len(study.arms)} arm(s), "
+               f"{study.trials_per_arm} trials per arm, {study.seeds_per_trial} seeds per trial")
+    outcomes = runner.execute(study, home, address=address, progress=typer.echo)
+    typer.echo("")
+    typer.echo(comparison_table(outcomes))
+
+
+@study_app.command("list")
+def study_list() -> None:
+    """The studies in the data dir, with their state."""
+    from studies.study import ledger
+    from studies.study.home import Home
+
+    home = Home.from_environment()
+    for line in ledger.list_lines(home):
+        typer.echo(line)
+
+
+@study_app.command("show")
+def study_show(name: Annotated[str, typer.Argument(help="the study's name")]) -> None:
+    """A study's state, progress per (task, arm) and best value so far."""
+    from studies.study import ledger
+    from studies.study.home import Home
+
+    try:
+        lines = ledger.show_lines(Home.from_environment(), name)
+    except ValueError as error:
+        _fail(error)
+        return
+    for line in lines:
+        typer.echo(line)
 
 
 def _show(value: object) -> str:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Spec = TypeVar("Spec", bound=BaseModel)
 
@@ -54,3 +55,17 @@ def parse(model: type[Spec], data: dict[str, Any], source: str) -> Spec:
         return model.model_validate(data)
     except ValidationError as error:
         raise SpecError(source, describe(error)) from error
+
+
+def validation_error(title: str, problems: list[tuple[tuple[str | int, ...], str]]
+                     ) -> ValidationError:
+    """A ValidationError with one entry per ``(field path, message)`` problem, repeats dropped.
+
+    Raised from a validator, its paths are taken as relative to the field being validated
+    (pydantic prefixes them), so a check across fields can name each field it blames.
+    """
+    unique = list(dict.fromkeys(problems))
+    return ValidationError.from_exception_data(title, [
+        InitErrorDetails(type=PydanticCustomError("spec", "{message}", {"message": message}),
+                         loc=loc, input=None)
+        for loc, message in unique])

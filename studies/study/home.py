@@ -1,0 +1,54 @@
+"""Where a study's state lives: the data dir (``OPTISTUDY_HOME``, default ``./.optistudy``)
+holds the Optuna storage, Ray Tune's experiment dirs and one folder per study."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from studies.study.names import check_name
+
+
+@dataclass(frozen=True)
+class Home:
+    """The data dir and the stores under it; each can be pointed elsewhere by a setting."""
+
+    root: Path
+
+    @classmethod
+    def from_environment(cls) -> Home:
+        return cls(Path(os.environ.get("OPTISTUDY_HOME", ".optistudy")).resolve())
+
+    @property
+    def optuna_storage(self) -> str:
+        """``OPTISTUDY_OPTUNA_STORAGE`` (e.g. a PostgreSQL URL) or a SQLite file here."""
+        return os.environ.get("OPTISTUDY_OPTUNA_STORAGE",
+                              f"sqlite:///{self.root / 'optuna.db'}")
+
+    @property
+    def ray_results(self) -> Path:
+        return self.root / "ray"
+
+    def study_dir(self, name: str) -> Path:
+        """The folder of study ``name``; the name is checked, so it cannot leave the data
+        dir."""
+        return self.root / "studies" / check_name(name)
+
+    def studies(self) -> list[str]:
+        folder = self.root / "studies"
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically: a reader (or a crash) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
+    temporary.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())

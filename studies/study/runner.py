@@ -1,0 +1,197 @@
+"""Run a study: for every (task, arm) one Optuna study (persistent storage) searched by one
+Ray Tune ``Tuner``; resumable after the driver dies at any moment.
+
+The Optuna storage is the ledger (``studies.study.search.LedgerSearch``): a new driver
+re-runs the trials a dead one left RUNNING under their own numbers and asks for new ones up
+to the budget. Each trial's metrics are stored with its Optuna trial (user attribute
+``metrics``), so the ledger alone gives the comparison table.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Ray Tune's console tables are replaced by optistudy's own progress lines.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from studies.study.arm import Arm
+from studies.study.home import Home, read_json, write_json
+from studies.study.ledger import completed_trials, experiment_name
+from studies.study.search import LedgerSearch
+from studies.study.spec import StudySpec, TaskSpec
+from studies.study.trainable import run_trial
+
+Progress = Callable[[str], None]
+MAX_FAILURES = 2
+"""A trial whose worker dies is retried this many times before it counts as failed."""
+
+
+@dataclass
+class ArmResult:
+    """The trials of one arm on one task, and the best of them."""
+
+    task: str
+    arm: str
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if ray.is_initialized():
+        return
+    target = address or os.environ.get("RAY_ADDRESS") or "local"
+    options: dict[str, Any] = {"log_to_driver": False, "logging_level": "WARNING"}
+    if target == "local":
+        options["include_dashboard"] = False
+    ray.init(address=target, **options)
+
+
+class _ProgressReporter(tune.Callback):
+    """Prints trials done / total, the best value so far, elapsed time and an ETA."""
+
+    def __init__(self, label: str, total: int, done: int, metric: str, mode: str,
+                 progress: Progress):
+        self.label, self.total, self.done = label, total, done
+        self.metric, self.mode, self.progress = metric, mode, progress
+        self.best: float | None = None
+        self.start = time.monotonic()
+        self.finished_here = 0
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
+                          **info: Any) -> None:
+        self.done += 1
+        self.finished_here += 1
+        value = (trial.last_result or {}).get(self.metric)
+        if isinstance(value, int | float) and (
+                self.best is None or (value < self.best if self.mode == "min"
+                                      else value > self.best)):
+            self.best = float(value)
+        elapsed = time.monotonic() - self.start
+        remaining = max(0, self.total - self.done)
+        eta = elapsed / self.finished_here * remaining
+        best = "-" if self.best is None else f"{self.best:.4g}"
+        self.progress(f"  {self.label}: {self.done}/{self.total} trials, best {self.metric} "
+                      f"{best}, elapsed {elapsed:.0f} s, ETA {eta:.0f} s")
+
+
+def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every trial of an Optuna study: number, state, params and the metrics it reported."""
+    return [{"number": t.number, "state": t.state.name, "params": dict(t.params),
+             "metrics": dict(t.user_attrs.get("metrics", {}))}
+            for t in study.get_trials(deepcopy=False)]
+
+
+def _best(trials: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
+    scored = [t for t in trials if isinstance(t["metrics"].get(metric), int | float)]
+    if not scored:
+        return None
+    sign = 1.0 if mode == "min" else -1.0
+    return min(scored, key=lambda t: sign * float(t["metrics"][metric]))
+
+
+def _optuna_study(spec: StudySpec, arm: Arm, name: str, storage: str) -> optuna.Study:
+    """The (task, arm) Optuna study; created with the arm's published defaults enqueued."""
+    directions: list[Any] = list(spec.objective.targets().directions)
+    try:
+        return optuna.load_study(study_name=name, storage=storage,
+                                 sampler=spec.sampler.build(arm.search))
+    except KeyError:
+        study = optuna.create_study(study_name=name, storage=storage, directions=directions,
+                                    sampler=spec.sampler.build(arm.search))
+    for point in arm.defaults:
+        study.enqueue_trial(dict(point))
+    return study
+
+
+def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
+             progress: Progress) -> ArmResult:
+    name = experiment_name(spec, task, arm)
+    targets = spec.objective.targets()
+    study = _optuna_study(spec, arm, name, home.optuna_storage)
+    searcher = LedgerSearch(study, spec.distributions(arm), spec.trials_per_arm,
+                            targets.metrics, targets.modes)
+    done = completed_trials(home.optuna_storage, name)
+    if searcher.remaining:
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, spec_json=spec.model_dump_json(),
+                                 task_label=task.name, arm_name=arm.name),
+            {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus})
+        reporter = _ProgressReporter(f"{task.name}/{arm.name}", spec.trials_per_arm, done,
+                                     targets.metrics[0], targets.modes[0], progress)
+        scheduler = None
+        if spec.scheduler.name == "asha" and len(targets.metrics) == 1:
+            scheduler = ASHAScheduler(metric=targets.metrics[0], mode=targets.modes[0],
+                                      grace_period=spec.scheduler.grace_period,
+                                      reduction_factor=spec.scheduler.reduction_factor)
+        attempt = f"attempt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                        num_samples=searcher.remaining, reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=attempt, storage_path=str(home.ray_results / name), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                callbacks=[reporter]))
+        tuner.fit()
+    else:
+        progress(f"  {task.name}/{arm.name}: {done}/{spec.trials_per_arm} trials (done)")
+    trials = trial_records(study)
+    return ArmResult(task.name, arm.name, trials,
+                     _best(trials, targets.metrics[0], targets.modes[0]))
+
+
+def _status(home: Home, name: str, **fields: Any) -> None:
+    path = home.study_dir(name) / "status.json"
+    current = read_json(path) if path.exists() else {}
+    current.update(fields)
+    write_json(path, current)
+
+
+def start(spec: StudySpec, home: Home) -> None:
+    """Register a new study: refuse a name that exists (in the data dir or in Optuna)."""
+    folder = home.study_dir(spec.name)
+    if folder.exists():
+        raise ValueError(f"a study named {spec.name!r} exists already (continue it with "
+                         f"'optistudy study resume {spec.name}', or choose another name)")
+    known = {s.study_name for s in optuna.get_all_study_summaries(home.optuna_storage)} \
+        if home.root.exists() else set()
+    clash = [n for n in known if n.startswith(spec.name + ".")]
+    if clash:
+        raise ValueError(f"the Optuna storage already holds studies of {spec.name!r} "
+                         f"({', '.join(sorted(clash))}); choose another name")
+    folder.mkdir(parents=True)
+    write_json(folder / "spec.json", spec.model_dump(mode="json"))
+    _status(home, spec.name, state="created", created=time.time())
+
+
+def execute(spec: StudySpec, home: Home, *, address: str | None = None,
+            progress: Progress = print) -> list[ArmResult]:
+    """Run (or continue) every (task, arm) of a registered study to its full budget."""
+    home.root.mkdir(parents=True, exist_ok=True)
+    _status(home, spec.name, state="running", driver_pid=os.getpid(), started=time.time())
+    connect(address)
+    outcomes = []
+    try:
+        for task in spec.tasks:
+            for arm in spec.arms:
+                outcome = _run_arm(spec, task, arm, home, progress)
+                outcomes.append(outcome)
+                write_json(home.study_dir(spec.name) / "results" / f"{task.name}.{arm.name}.json",
+                           {"task": outcome.task, "arm": outcome.arm, "trials": outcome.trials,
+                            "best": outcome.best})
+    except BaseException:
+        _status(home, spec.name, state="interrupted", ended=time.time())
+        raise
+    _status(home, spec.name, state="complete", ended=time.time())
+    return outcomes

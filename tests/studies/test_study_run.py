@@ -1,0 +1,193 @@
+"""Studies end to end with a real local Ray and real SQLite Optuna storage: run, list, show,
+kill -9 the driver and resume, and a real two-node Ray cluster on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+COMMAND = str(Path(sys.executable).parent / "optistudy")
+
+
+def _spec(name: str, trials: int, max_epochs: int = 200, seeds: int = 16) -> dict[str, object]:
+    return {
+        "name": name,
+        "tasks": [{"task": "xor", "stop": {"target": {"quantity": "sse", "below": 0.001},
+                                           "max_epochs": max_epochs}}],
+        "arms": [
+            {"name": "iRprop-plus", "optimizer": "rprop", "fixed": {"variant": "iRprop+"},
+             "search": {"delta0": {"low": 0.01, "high": 1.0, "log": True},
+                        "eta_plus": {"low": 1.05, "high": 2.0}},
+             "defaults": [{"delta0": 0.1, "eta_plus": 1.2}]},
+            {"name": "momentum", "optimizer": "steepest_descent",
+             "search": {"lr": {"low": 0.05, "high": 5.0, "log": True},
+                        "momentum": {"low": 0.0, "high": 0.95}}},
+        ],
+        "seeds_per_trial": seeds,
+        "trials_per_arm": trials,
+    }
+
+
+def _environment(home: Path) -> dict[str, str]:
+    environment = dict(os.environ, OPTISTUDY_HOME=str(home))
+    environment.pop("RAY_ADDRESS", None)
+    return environment
+
+
+def _optistudy(home: Path, *arguments: str,
+               timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([COMMAND, *arguments], capture_output=True, text=True,
+                          timeout=timeout, env=_environment(home), check=False)
+
+
+def _trials(home: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{home / 'optuna.db'}")
+    return study.get_trials(deepcopy=False)
+
+
+def _assert_exact_budget(home: Path, study: str, trials: int, seeds: int = 16) -> None:
+    for arm in ("iRprop-plus", "momentum"):
+        found = _trials(home, f"{study}.xor.{arm}")
+        numbers = [t.number for t in found]
+        assert sorted(numbers) == list(range(trials)), (arm, numbers)
+        assert all(t.state == optuna.trial.TrialState.COMPLETE for t in found), (
+            arm, [t.state.name for t in found])
+        assert all(t.user_attrs["metrics"]["members"] == seeds for t in found)
+
+
+def test_a_small_study_runs_end_to_end(tmp_path: Path) -> None:
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump(_spec("small", trials=4)))
+    run = _optistudy(tmp_path, "study", "run", str(spec))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "xor/iRprop-plus: 4/4 trials" in run.stdout
+    table = run.stdout[run.stdout.index("\nxor\n"):]
+    assert "iRprop-plus" in table and "momentum" in table and "best configuration" in table
+    _assert_exact_budget(tmp_path, "small", 4)
+    default = _trials(tmp_path, "small.xor.iRprop-plus")[0]
+    assert default.params == {"delta0": 0.1, "eta_plus": 1.2}  # the published defaults first
+    listed = _optistudy(tmp_path, "study", "list")
+    assert listed.returncode == 0 and "small" in listed.stdout and "complete" in listed.stdout
+    assert "8/8" in listed.stdout
+    shown = _optistudy(tmp_path, "study", "show", "small")
+    assert "xor/momentum: 4/4 trials" in shown.stdout
+    again = _optistudy(tmp_path, "study", "run", str(spec))
+    assert again.returncode == 2 and "exists already" in again.stderr
+
+
+def test_a_killed_driver_resumes_to_exactly_the_budget(tmp_path: Path) -> None:
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump(_spec("killed", trials=6, max_epochs=400, seeds=64)))
+    driver = subprocess.Popen([COMMAND, "study", "run", str(spec)], env=_environment(tmp_path),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if (tmp_path / "optuna.db").exists():
+                try:
+                    done = [t for t in _trials(tmp_path, "killed.xor.iRprop-plus")
+                            if t.state == optuna.trial.TrialState.COMPLETE]
+                except KeyError:
+                    done = []
+                if len(done) >= 2:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the study did not complete two trials in time")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        _end_session(driver.pid)
+    listed = _optistudy(tmp_path, "study", "list")
+    assert "interrupted" in listed.stdout
+    resumed = _optistudy(tmp_path, "study", "resume", "killed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_exact_budget(tmp_path, "killed", 6, seeds=64)
+    assert "complete" in _optistudy(tmp_path, "study", "list").stdout
+
+
+def _end_session(session: int) -> None:
+    """Stop what the test started: every process left in the driver's session."""
+    time.sleep(1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(session, signal.SIGKILL)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A Ray head and a second Ray node on this machine, one CPU each, on a free port, with
+    token authentication (a token of the test's own, not ~/.ray's); both started in their
+    own sessions and stopped by killing those sessions."""
+    token = tmp_path / "ray-token"
+    token.write_text(secrets.token_hex(32))
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    ray = str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    common = ["--block", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
+    environment = dict(os.environ, RAY_ADDRESS="")
+    head = subprocess.Popen([ray, "start", "--head", f"--port={port}", "--include-dashboard=false",
+                             *common], env=environment, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = None
+    try:
+        _wait_for_nodes(address, 1)
+        worker = subprocess.Popen([ray, "start", f"--address={address}", *common],
+                                  env=environment, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        _wait_for_nodes(address, 2)
+        yield address
+    finally:
+        for process in (worker, head):
+            if process is not None:
+                _end_session(process.pid)
+                process.wait(timeout=30)
+
+
+def _wait_for_nodes(address: str, count: int) -> None:
+    probe = ("import ray,sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
+             "print(sum(n['Alive'] for n in ray.nodes()))")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            out = subprocess.run([sys.executable, "-c", probe, address], capture_output=True,
+                                 text=True, timeout=30, check=False)
+        except subprocess.TimeoutExpired:
+            continue
+        if out.returncode == 0 and out.stdout.strip().isdigit() and int(out.stdout) >= count:
+            return
+        time.sleep(1)
+    pytest.fail(f"the Ray cluster at {address} did not reach {count} nodes")
+
+
+def test_the_same_spec_runs_on_a_two_node_cluster(tmp_path: Path, two_node_cluster: str) -> None:
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump(_spec("cluster", trials=6, max_epochs=1500, seeds=2048)))
+    run = _optistudy(tmp_path, "study", "run", str(spec), "--address", two_node_cluster)
+    assert run.returncode == 0, run.stderr[-3000:]
+    _assert_exact_budget(tmp_path, "cluster", 6, seeds=2048)
+    nodes = {t.user_attrs["metrics"]["node"] for arm in ("iRprop-plus", "momentum")
+             for t in _trials(tmp_path, f"cluster.xor.{arm}")}
+    assert len(nodes) == 2, nodes
