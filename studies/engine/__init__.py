@@ -2,6 +2,6 @@
 
 from studies.engine.config import TrainConfig
 from studies.engine.result import STATUSES, TrainResult
-from studies.engine.trainer import train
+from studies.engine.trainer import Training, train
 
-__all__ = ["STATUSES", "TrainConfig", "TrainResult", "train"]
+__all__ = ["STATUSES", "TrainConfig", "TrainResult", "Training", "train"]

@@ -55,42 +55,47 @@ def aligned_size(members: int) -> int:
 def train(config: TrainConfig, *, seeds: Sequence[int] | None = None,
           per_member: dict[str, Tensor] | None = None, device: str | None = None,
           history_points: int = 500) -> TrainResult:
-    """Train ``config`` over ``seeds`` (default: the config's) as one population.
+    """Train ``config`` over ``seeds`` (default: the config's) as one population, to the
+    end. ``Training`` takes the same arguments and trains in steps that can be saved."""
+    return Training(config, seeds=seeds, per_member=per_member, device=device,
+                    history_points=history_points).run()
+
+
+class Training:
+    """One training run of a population: the loop and its per-member bookkeeping.
 
     ``per_member`` gives optimizer hyperparameters per member ([members] tensors; a key
     ``"name[i]"`` sets element i of a tuple such as ``betas``), so one population can hold
     several configurations × seeds. ``history_points`` bounds how many epochs of per-member
-    loss are kept (0: none).
-    """
-    task = tasks.get(config.task)
-    where = resolve_device(device or config.device)
-    seed_list = list(seeds) if seeds is not None else config.seed_list
-    members = len(seed_list)
-    for name, values in (per_member or {}).items():
-        if values.shape != (members,):
-            raise ValueError(f"per_member[{name!r}] needs one value per seed ({members}), "
-                             f"got shape {tuple(values.shape)}")
-    padding = aligned_size(members) - members
-    seed_tensor = torch.tensor(seed_list + [-1 - i for i in range(padding)], dtype=torch.int64,
-                               device=where)
-    padded = {name: torch.cat([values, values[-1:].expand(padding)])
-              for name, values in (per_member or {}).items()}
-    model = build_model(config, task, seed_tensor, where)
-    optimizer = build_optimizer(config, model, padded)
-    return _Population(config, task, model, optimizer, seed_tensor, members,
-                       history_points).run()
-
-
-class _Population:
-    """One training run of a population: the loop and its per-member bookkeeping.
+    loss are kept (0: none). ``advance`` trains; ``result`` reports.
 
     Rows are the population's current tensor rows; ``index[row]`` is the member a row
     trains. Outcomes are kept per member (``out_*``), written when the member stops.
     """
 
-    def __init__(self, config: TrainConfig, task: tasks.Task, model: nn.Module,
-                 optimizer: torch.optim.Optimizer, seeds: Tensor, members: int,
-                 history_points: int):
+    def __init__(self, config: TrainConfig, *, seeds: Sequence[int] | None = None,
+                 per_member: dict[str, Tensor] | None = None, device: str | None = None,
+                 history_points: int = 500):
+        task = tasks.get(config.task)
+        where = resolve_device(device or config.device)
+        seed_list = list(seeds) if seeds is not None else config.seed_list
+        members = len(seed_list)
+        for name, values in (per_member or {}).items():
+            if values.shape != (members,):
+                raise ValueError(f"per_member[{name!r}] needs one value per seed ({members}), "
+                                 f"got shape {tuple(values.shape)}")
+        padding = aligned_size(members) - members
+        seed_tensor = torch.tensor(seed_list + [-1 - i for i in range(padding)], dtype=torch.int64,
+                                   device=where)
+        padded = {name: torch.cat([values, values[-1:].expand(padding)])
+                  for name, values in (per_member or {}).items()}
+        model = build_model(config, task, seed_tensor, where)
+        optimizer = build_optimizer(config, model, padded)
+        self._setup(config, task, model, optimizer, seed_tensor, members, history_points)
+
+    def _setup(self, config: TrainConfig, task: tasks.Task, model: nn.Module,
+               optimizer: torch.optim.Optimizer, seeds: Tensor, members: int,
+               history_points: int) -> None:
         self.config = config
         self.model = model
         self.optimizer = optimizer
@@ -141,7 +146,14 @@ class _Population:
         self.history_loss: list[Tensor] = []
         self.last_loss = torch.full((members,), math.nan, dtype=torch.float32, device=device)
         self.compactions = 0
-        self.start = time.perf_counter()
+        self.epoch = 0
+        """The next epoch to train (batch: the next stop check at w_epoch)."""
+        self.elapsed = 0.0
+        """Seconds spent training so far, over every ``advance``."""
+        self.segment_start = time.perf_counter()
+        target = config.stop.target
+        self.evaluation = ("batch" if config.mode == "batch" else
+                           target.evaluation if target is not None else "end_of_epoch")
 
     # -- evaluation --------------------------------------------------------------------
     def _l2_mask(self) -> Tensor | None:
@@ -277,7 +289,7 @@ class _Population:
         self.out_weights[members] = self.flat.detach()[rows]
         if quantity is not None:
             self.out_quantity[members] = quantity[rows].to(self.out_quantity.dtype)
-        self.out_time[members] = time.perf_counter() - self.start
+        self.out_time[members] = self.elapsed + time.perf_counter() - self.segment_start
         self.running[rows] = False
         self.running_count -= rows.numel()
         if self.running_count and self.running_count <= self.flat.shape[0] // 2:
@@ -327,16 +339,76 @@ class _Population:
         self.optimizer_step(closure)
 
     # -- the loop ----------------------------------------------------------------------
-    def run(self) -> TrainResult:
+    @property
+    def finished(self) -> bool:
+        return self.running_count == 0
+
+    def advance(self, epochs: int | None = None) -> bool:
+        """Train up to ``epochs`` more epochs (None: to the end); True once every member
+        has stopped. Between calls the training can be saved (``state_dict``)."""
+        if self.finished:
+            return True
+        last = self.config.stop.max_epochs if epochs is None else self.epoch + epochs - 1
+        last = min(last, self.config.stop.max_epochs)
+        self.segment_start = time.perf_counter()
         if self.config.mode == "batch":
-            evaluation = "batch"
-            self._run_batch()
+            self._run_batch(last)
         else:
-            target = self.config.stop.target
-            evaluation = target.evaluation if target is not None else "end_of_epoch"
-            self._run_epochs(evaluation)
-        wall = time.perf_counter() - self.start
-        return self._result(wall, evaluation)
+            self._run_epochs(last)
+        self.elapsed += time.perf_counter() - self.segment_start
+        return self.finished
+
+    def run(self) -> TrainResult:
+        self.advance()
+        return self.result()
+
+    def interim_summary(self) -> dict[str, Any]:
+        """Metrics so far, counting members still running as not converged: what a
+        scheduler such as ASHA compares between trials at the same epoch."""
+        converged = self.out_status == CONVERGED
+        epochs = torch.where(converged, self.out_epochs, self.config.stop.max_epochs)
+        return {"epoch": self.epoch, "members": self.members,
+                "success_rate": float(converged.double().mean()),
+                "epochs_penalised_mean": float(epochs.double().mean()),
+                "diverged_rate": float((self.out_status == DIVERGED).double().mean()),
+                "running": self.running_count}
+
+    _ROW_STATE = ("seeds", "index", "running", "best", "improved_at")
+    _MEMBER_STATE = ("out_status", "out_epochs", "out_quantity", "out_time", "out_weights",
+                     "last_loss")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this training elsewhere (``load_state_dict``),
+        between two ``advance`` calls; tensors on the CPU."""
+        return {
+            "epoch": self.epoch, "elapsed": self.elapsed, "compactions": self.compactions,
+            "running_count": self.running_count, "flat": self.flat.detach().cpu(),
+            "optimizer": self.optimizer.state_dict(),
+            "rows": {name: getattr(self, name).cpu() for name in self._ROW_STATE},
+            "members": {name: getattr(self, name).cpu() for name in self._MEMBER_STATE},
+            "history_epochs": list(self.history_epochs),
+            "history_loss": [loss.cpu() for loss in self.history_loss],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()`` of a training of the same config and seeds."""
+        device = self.flat.device
+        rows = state["flat"].shape[0]
+        with torch.no_grad():
+            self.flat.data = state["flat"].to(device)
+        self.flat.grad = None
+        for group in self.optimizer.param_groups:
+            if group.get("members") is not None:
+                group["members"] = rows
+        self.optimizer.load_state_dict(state["optimizer"])
+        for name in self._ROW_STATE:
+            setattr(self, name, state["rows"][name].to(device))
+        for name in self._MEMBER_STATE:
+            setattr(self, name, state["members"][name].to(device))
+        self.epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
+        self.compactions, self.running_count = state["compactions"], state["running_count"]
+        self.history_epochs = list(state["history_epochs"])
+        self.history_loss = [loss.to(device) for loss in state["history_loss"]]
 
     def _full_set(self) -> tuple[Tensor | None, Tensor | None]:
         if self.dataset is None:
@@ -347,14 +419,17 @@ class _Population:
         assert self.flat.grad is not None
         return self.flat.grad.abs().amax(dim=1)
 
-    def _run_batch(self) -> None:
+    def _run_batch(self, last: int) -> None:
+        """Epochs ``self.epoch``..``last``: evaluate at w_epoch, stop check, update."""
         inputs, targets = self._full_set()
         stop = self.config.stop
 
         def reevaluate() -> Tensor:
             return self._evaluate(inputs, targets)[1]
 
-        for epoch in range(stop.max_epochs + 1):
+        while self.epoch <= last:
+            epoch = self.epoch
+            self.epoch += 1
             outputs, losses = self._evaluate(inputs, targets)
             quantity = (self._quantity(self._quantity_sum(outputs, targets, losses))
                         if stop.target is not None else None)
@@ -367,16 +442,24 @@ class _Population:
                 outputs, losses = self._evaluate(inputs, targets)
             self._step(losses, reevaluate)
 
-    def _run_epochs(self, evaluation: str) -> None:
-        """Online and mini-batch learning: several optimizer steps per epoch."""
+    def _run_epochs(self, last: int) -> None:
+        """Online and mini-batch learning: several optimizer steps per epoch. Epoch 0 is the
+        check before training (where the stop rule evaluates the whole set)."""
         assert self.dataset is not None
         inputs, targets = self.dataset.inputs, self.dataset.targets
         stop = self.config.stop
-        if evaluation == "end_of_epoch" or stop.gradient_below is not None:
-            self._check_full_set(0, evaluation)
-        else:
-            self._record(0, self._losses_now())
-        for epoch in range(1, stop.max_epochs + 1):
+        evaluation = self.evaluation
+        if self.epoch == 0:
+            self.epoch = 1
+            if evaluation == "end_of_epoch" or stop.gradient_below is not None:
+                self._check_full_set(0, evaluation)
+            else:
+                self._record(0, self._losses_now())
+            if not self.running_count:
+                return
+        while self.epoch <= last:
+            epoch = self.epoch
+            self.epoch += 1
             presented = torch.zeros_like(self.best)
             finite = torch.ones_like(self.running)
             for batch in steps(inputs, targets, mode=self.config.mode, order=self.config.order,
@@ -422,8 +505,10 @@ class _Population:
         self._settle(epoch, quantity, gradient_max, all_finite)
 
     # -- the result --------------------------------------------------------------------
-    def _result(self, wall: float, evaluation: str) -> TrainResult:
+    def result(self) -> TrainResult:
         """Evaluate every member at its recorded final weights and collect the outcomes."""
+        if not self.finished:
+            raise RuntimeError("the training has not finished: advance() it to the end first")
         size = aligned_size(self.members)
         final = torch.cat([self.out_weights,
                            self.out_weights[-1:].expand(size - self.members, -1)])
@@ -457,9 +542,9 @@ class _Population:
             initial_weights=self.initial_weights,
             final_weights=self.out_weights.to("cpu", copy=True),
             model=self.model,
-            wall_time_s=wall,
+            wall_time_s=self.elapsed,
             device=str(self.flat.device),
-            evaluation=evaluation,
+            evaluation=self.evaluation,
             history_epochs=self.history_epochs,
             history_loss=torch.stack(self.history_loss).cpu() if self.history_loss else None,
             train_accuracy=train_accuracy,

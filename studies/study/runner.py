@@ -125,13 +125,17 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
     if searcher.remaining:
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, spec_json=spec.model_dump_json(),
-                                 task_label=task.name, arm_name=arm.name),
+                                 task_label=task.name, arm_name=arm.name,
+                                 checkpoints=str(home.study_dir(spec.name) / "checkpoints"
+                                                 / name)),
             {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus})
         reporter = _ProgressReporter(f"{task.name}/{arm.name}", spec.trials_per_arm, done,
                                      targets.metrics[0], targets.modes[0], progress)
         scheduler = None
         if spec.scheduler.name == "asha" and len(targets.metrics) == 1:
-            scheduler = ASHAScheduler(metric=targets.metrics[0], mode=targets.modes[0],
+            scheduler = ASHAScheduler(time_attr="epoch", metric=targets.metrics[0],
+                                      mode=targets.modes[0],
+                                      max_t=task.stop.max_epochs + 1,
                                       grace_period=spec.scheduler.grace_period,
                                       reduction_factor=spec.scheduler.reduction_factor)
         attempt = f"attempt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"

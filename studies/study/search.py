@@ -88,7 +88,9 @@ class LedgerSearch(Searcher):
         summary = _summary(result or {})
         if summary:
             self.study._storage.set_trial_user_attr(frozen._trial_id, "metrics", summary)
-        if error or any(not isinstance(v, int | float) for v in values):
+        if not error and not summary:
+            self.study.tell(number, state=TrialState.PRUNED)  # stopped early by the scheduler
+        elif error or any(not isinstance(v, int | float) for v in values):
             self.study.tell(number, state=TrialState.FAIL)
         else:
             told = [float(v) for v in values if isinstance(v, int | float)]

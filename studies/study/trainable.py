@@ -1,10 +1,11 @@
 """One Ray Tune trial: one configuration of one arm on one task, trained over the study's
-seeds as one population (not one Ray trial per seed)."""
+seeds as one population (not one Ray trial per seed), in checkpointed segments."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import socket
 import tempfile
 from pathlib import Path
@@ -14,16 +15,19 @@ import ray
 import torch
 from ray import tune
 
-from studies.engine import TrainResult, train
+from studies.engine import Training, TrainResult
 from studies.study.search import TRIAL_NUMBER
 from studies.study.spec import StudySpec
 
 RESULT_FILE = "result.json"
+STATE_FILE = "training.pt"
+SEGMENTS = 10
+"""A trial reports (and checkpoints) this many times over its max_epochs."""
 
 
 def trial_metrics(result: TrainResult) -> dict[str, Any]:
-    """What a trial reports: the summary over its seeds (DESIGN.md's metric names), with
-    non-finite values as None and the members' statuses counted."""
+    """What a finished trial reports: the summary over its seeds (DESIGN.md's metric names),
+    with non-finite values as None and the members' statuses counted."""
     metrics: dict[str, Any] = {}
     for key, value in result.summary().items():
         if isinstance(value, float) and not math.isfinite(value):
@@ -34,21 +38,64 @@ def trial_metrics(result: TrainResult) -> dict[str, Any]:
     return metrics
 
 
-def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_name: str) -> None:
+def _save(state: dict[str, Any], path: Path) -> None:
+    """Write atomically: a trial killed while saving leaves the previous checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def _saved_state(own: Path) -> dict[str, Any] | None:
+    """The latest checkpoint: Ray's (a retried trial) or the trial's own (a trial resumed by
+    a new driver after the old one died)."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            path = Path(folder) / STATE_FILE
+            if path.exists():
+                state: dict[str, Any] = torch.load(path, weights_only=True)
+                return state
+    if own.exists():
+        own_state: dict[str, Any] = torch.load(own, weights_only=True)
+        return own_state
+    return None
+
+
+def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_name: str,
+              checkpoints: str) -> None:
     """Ray Tune's function trainable: ``config`` holds the sampled hyperparameters and the
-    trial's Optuna number. Reports the metrics at the top level (for Ray's schedulers and
-    progress) and once more under ``summary`` (what the ledger stores with the trial)."""
+    trial's Optuna number. Every segment reports interim metrics (for ASHA) with a
+    checkpoint; the end reports the metrics at the top level and under ``summary`` (what
+    the ledger stores with the trial)."""
     spec = StudySpec.model_validate_json(spec_json)
     task = next(t for t in spec.tasks if t.name == task_label)
     arm = next(a for a in spec.arms if a.name == arm_name)
+    number = config.get(TRIAL_NUMBER)
     hyperparameters = {k: v for k, v in config.items() if k != TRIAL_NUMBER}
     torch.set_num_threads(max(1, int(spec.resources.cpus)))  # one thread per CPU Ray gave us
     device = "cuda" if spec.resources.gpus > 0 else "cpu"
-    result = train(spec.train_config(task, arm, hyperparameters), device=device,
-                   history_points=200)
+    train_config = spec.train_config(task, arm, hyperparameters)
+    training = Training(train_config, device=device, history_points=200)
+    own = Path(checkpoints) / f"{number}.pt"
+    state = _saved_state(own)
+    if state is not None:
+        training.load_state_dict(state)
+    resumed_at = training.epoch
+    segment = max(1, math.ceil((train_config.stop.max_epochs + 1) / SEGMENTS))
+    while not training.advance(segment):
+        state = training.state_dict()
+        _save(state, own)
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(state, Path(folder) / STATE_FILE)
+            tune.report(training.interim_summary(),
+                        checkpoint=tune.Checkpoint.from_directory(folder))
+    result = training.result()
     metrics = trial_metrics(result)
     metrics["node"] = socket.gethostname() + ":" + ray.get_runtime_context().get_node_id()
+    metrics["resumed_at_epoch"] = resumed_at  # > 0: continued from a checkpoint
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / RESULT_FILE).write_text(json.dumps(result.to_json()))
-        tune.report({**metrics, "summary": metrics},
+        tune.report({**metrics, "epoch": training.epoch, "summary": metrics},
                     checkpoint=tune.Checkpoint.from_directory(folder))
+    own.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ compaction, the regulariser, user modules, torch.compile and its fallback."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from studies import tasks
-from studies.engine import TrainConfig, train
+from studies.engine import TrainConfig, Training, train
 from studies.engine.schedule import epoch_order
 from tests.studies.modules import xor_net
 
@@ -225,3 +226,35 @@ def test_history_is_bounded_and_keeps_stopped_members_at_their_final_loss() -> N
             if after:
                 column = result.history_loss[after, member]
                 assert torch.all(column == column[0])
+
+
+@pytest.mark.parametrize(("mode", "optimizer", "max_epochs"), [
+    ("batch", {"name": "rprop", "variant": "iRprop+"}, 120),
+    ("batch", {"name": "adam", "lr": 0.2}, 150),
+    ("online", {"name": "steepest_descent", "lr": 2.0, "momentum": 0.5}, 150),
+    ("online", {"name": "adam", "lr": 0.1}, 200),
+])
+def test_a_training_saved_and_continued_elsewhere_ends_exactly_as_uninterrupted(
+        tmp_path: Path, mode: str, optimizer: dict[str, Any], max_epochs: int) -> None:
+    """Segments of 7 epochs, each saved to disk and continued by a new Training object (as
+    a retried Ray trial does), give bit for bit the uninterrupted result, compaction
+    included."""
+    config = _config(seeds=200, mode=mode, optimizer=optimizer,
+                     stop={"target": {"below": 0.4}, "max_epochs": max_epochs})
+    whole = train(config)
+    assert whole.compactions >= 1
+    path = tmp_path / "state.pt"
+    training = Training(config)
+    interim = []
+    while not training.advance(7):
+        interim.append(training.interim_summary())
+        torch.save(training.state_dict(), path)
+        training = Training(config)
+        training.load_state_dict(torch.load(path, weights_only=True))
+    pieces = training.result()
+    assert pieces.status == whole.status and pieces.epochs == whole.epochs
+    assert torch.equal(pieces.final_weights, whole.final_weights)
+    assert pieces.history_epochs == whole.history_epochs
+    assert [s["epoch"] for s in interim] == sorted(s["epoch"] for s in interim)
+    rates = [s["success_rate"] for s in interim]
+    assert rates == sorted(rates)  # converged members stay converged

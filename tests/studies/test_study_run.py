@@ -191,3 +191,45 @@ def test_the_same_spec_runs_on_a_two_node_cluster(tmp_path: Path, two_node_clust
     nodes = {t.user_attrs["metrics"]["node"] for arm in ("iRprop-plus", "momentum")
              for t in _trials(tmp_path, f"cluster.xor.{arm}")}
     assert len(nodes) == 2, nodes
+
+
+def _session_processes(session: int, marker: str) -> list[int]:
+    """Processes of the given session whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if marker in command and os.getsid(int(entry.name)) == session:
+                found.append(int(entry.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
+    spec_data = _spec("worker", trials=2, max_epochs=3000, seeds=4096)
+    spec_data["arms"] = [spec_data["arms"][1]]  # momentum: runs to max_epochs, slowly
+    spec_data["seeds_per_trial"] = 4096
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump(spec_data))
+    driver = subprocess.Popen([COMMAND, "study", "run", str(spec)], env=_environment(tmp_path),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    checkpoints = tmp_path / "studies" / "worker" / "checkpoints" / "worker.xor.momentum"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not list(checkpoints.glob("*.pt")):
+            time.sleep(0.2)
+        workers = _session_processes(driver.pid, "ray::ImplicitFunc")
+        assert workers, "no trial worker found"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        assert driver.wait(timeout=400) == 0
+    finally:
+        _end_session(driver.pid)
+    found = _trials(tmp_path, "worker.xor.momentum")
+    assert sorted(t.number for t in found) == [0, 1]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in found)
+    assert max(t.user_attrs["metrics"]["resumed_at_epoch"] for t in found) > 0
