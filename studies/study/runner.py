@@ -26,7 +26,7 @@ from ray.tune.schedulers import ASHAScheduler
 from studies.study.arm import Arm
 from studies.study.home import Home, read_json, write_json
 from studies.study.ledger import completed_trials, experiment_name
-from studies.study.search import LedgerSearch
+from studies.study.search import TRIAL_NUMBER, LedgerSearch
 from studies.study.spec import StudySpec, TaskSpec
 from studies.study.trainable import run_trial
 
@@ -67,6 +67,14 @@ class _ProgressReporter(tune.Callback):
         self.best: float | None = None
         self.start = time.monotonic()
         self.finished_here = 0
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any,
+                       **info: Any) -> None:
+        """A trial that failed beyond its retries: said plainly, and the study goes on."""
+        self.done += 1
+        self.progress(f"  {self.label}: trial {trial.config.get(TRIAL_NUMBER)} FAILED after "
+                      f"{MAX_FAILURES} retries ({trial.error_file or 'see the Ray logs'}); "
+                      f"{self.done}/{self.total} trials")
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:

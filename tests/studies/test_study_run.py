@@ -233,3 +233,32 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
     assert sorted(t.number for t in found) == [0, 1]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in found)
     assert max(t.user_attrs["metrics"]["resumed_at_epoch"] for t in found) > 0
+
+
+def test_failing_and_diverging_trials_are_recorded_and_the_study_completes(
+        tmp_path: Path) -> None:
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "faults", "seeds_per_trial": 8, "trials_per_arm": 2,
+        "tasks": [{"task": "xor", "stop": {"max_epochs": 50}}],
+        "arms": [
+            {"name": "broken", "optimizer": "adam", "search": {"lr": {"low": 0.01, "high": 0.1}},
+             "overrides": {"model": {"type": "module", "path": "tests.studies.modules:broken_net"},
+                           "init": {"scheme": "module"}}},
+            {"name": "exploding", "optimizer": "steepest_descent",
+             "search": {"lr": {"low": 1.0e30, "high": 1.0e31, "log": True}},
+             "overrides": {"model": {"layers": [2, 2, 1], "output": "linear"}}},
+        ],
+    }))
+    environment = _environment(tmp_path)
+    environment["PYTHONPATH"] = str(Path(__file__).parents[2])
+    run = subprocess.run([COMMAND, "study", "run", str(spec)], capture_output=True, text=True,
+                         timeout=400, env=environment, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "FAILED after 2 retries" in run.stdout
+    broken = _trials(tmp_path, "faults.xor.broken")
+    assert [t.state for t in broken] == [optuna.trial.TrialState.FAIL] * 2
+    exploding = _trials(tmp_path, "faults.xor.exploding")
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in exploding)
+    assert all(t.user_attrs["metrics"]["members_diverged"] == 8 for t in exploding)
+    assert all(t.user_attrs["metrics"]["diverged_rate"] == 1.0 for t in exploding)
