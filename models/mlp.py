@@ -112,11 +112,12 @@ class MLP(nn.Module):
             fan_out, fan_in = self.sizes[index]
             below = signals[-1]
             if below.dim() == 2:
-                net = torch.mm(weight.reshape(members * fan_out, fan_in), below)
+                net = torch.addmm(bias.reshape(members * fan_out, 1),
+                                  weight.reshape(members * fan_out, fan_in), below)
                 net = net.view(members, fan_out, -1)
             else:
-                net = torch.bmm(weight, below)
-            signals.append(ACTIVATIONS[names[index]](net + bias.unsqueeze(2)))
+                net = torch.baddbmm(bias.unsqueeze(2), weight, below)
+            signals.append(ACTIVATIONS[names[index]](net))
         outputs = signals[-1].transpose(1, 2)
         upstream = output_gradient(outputs).transpose(1, 2)  # [K, units, patterns]
         pieces: list[Tensor] = []

@@ -67,9 +67,17 @@ def _cross_entropy_gradient(outputs: Tensor, targets: Tensor) -> Tensor:
     return (torch.softmax(outputs, dim=-1) - targets) / outputs.shape[-2]
 
 
+def _sse_gradient(outputs: Tensor, targets: Tensor) -> Tensor:
+    return 2.0 * (outputs - targets)
+
+
+def _half_sse_gradient(outputs: Tensor, targets: Tensor) -> Tensor:
+    return outputs - targets
+
+
 LOSSES: dict[str, Loss] = {
-    "sse": Loss("sse", _sse, lambda y, t: -2.0 * (t - y)),
-    "half_sse": Loss("half_sse", _half_sse, lambda y, t: -(t - y)),
+    "sse": Loss("sse", _sse, _sse_gradient),
+    "half_sse": Loss("half_sse", _half_sse, _half_sse_gradient),
     "mse": Loss("mse", _mse, lambda y, t: -2.0 * (t - y) / (y.shape[-2] * y.shape[-1])),
     "bce": Loss("bce", _bce, _bce_gradient, needs_output=("sigmoid",)),
     "cross_entropy": Loss("cross_entropy", _cross_entropy, _cross_entropy_gradient,
