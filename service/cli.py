@@ -102,7 +102,8 @@ def study_run(
     home = Home.from_environment()
     try:
         study = parse(StudySpec, read_yaml(spec), str(spec))
-        runner.start(study, home)
+        if not runner.start(study, home):
+            typer.echo(f"study {study.name} exists with this spec: continuing it")
     except (SpecError, ValueError) as error:
         _fail(error)
         return
@@ -121,6 +122,8 @@ def study_resume(
     home = Home.from_environment()
     try:
         study = ledger.load(home, name)
+        if ledger.state(home, name) == "running":
+            raise ValueError(f"study {name!r} is running (another driver is alive)")
     except ValueError as error:
         _fail(error)
         return

@@ -26,6 +26,7 @@ from ray.tune.schedulers import ASHAScheduler
 from studies.study.arm import Arm
 from studies.study.home import Home, read_json, write_json
 from studies.study.ledger import completed_trials, experiment_name
+from studies.study.ledger import state as ledger_state
 from studies.study.search import TRIAL_NUMBER, LedgerSearch
 from studies.study.spec import StudySpec, TaskSpec
 from studies.study.trainable import run_trial
@@ -170,12 +171,20 @@ def _status(home: Home, name: str, **fields: Any) -> None:
     write_json(path, current)
 
 
-def start(spec: StudySpec, home: Home) -> None:
-    """Register a new study: refuse a name that exists (in the data dir or in Optuna)."""
+def start(spec: StudySpec, home: Home) -> bool:
+    """Register a study. The same spec again continues the study (nothing is run twice):
+    returns False then. A different spec under an existing name is refused, and so is a
+    name the Optuna storage already holds."""
     folder = home.study_dir(spec.name)
     if folder.exists():
-        raise ValueError(f"a study named {spec.name!r} exists already (continue it with "
-                         f"'optistudy study resume {spec.name}', or choose another name)")
+        stored = read_json(folder / "spec.json")
+        if stored != spec.model_dump(mode="json"):
+            raise ValueError(f"a study named {spec.name!r} exists already with a different "
+                             "spec: choose another name (or 'optistudy study resume "
+                             f"{spec.name}' to continue the one stored)")
+        if ledger_state(home, spec.name) == "running":
+            raise ValueError(f"study {spec.name!r} is running (another driver is alive)")
+        return False
     known = {s.study_name for s in optuna.get_all_study_summaries(home.optuna_storage)} \
         if home.root.exists() else set()
     clash = [n for n in known if n.startswith(spec.name + ".")]
@@ -185,6 +194,7 @@ def start(spec: StudySpec, home: Home) -> None:
     folder.mkdir(parents=True)
     write_json(folder / "spec.json", spec.model_dump(mode="json"))
     _status(home, spec.name, state="created", created=time.time())
+    return True
 
 
 def execute(spec: StudySpec, home: Home, *, address: str | None = None,

@@ -85,8 +85,14 @@ def test_a_small_study_runs_end_to_end(tmp_path: Path) -> None:
     assert "8/8" in listed.stdout
     shown = _optistudy(tmp_path, "study", "show", "small")
     assert "xor/momentum: 4/4 trials" in shown.stdout
-    again = _optistudy(tmp_path, "study", "run", str(spec))
-    assert again.returncode == 2 and "exists already" in again.stderr
+    again = _optistudy(tmp_path, "study", "run", str(spec))  # the same spec: nothing to do
+    assert again.returncode == 0 and "continuing it" in again.stdout
+    assert "4/4 trials (done)" in again.stdout
+    _assert_exact_budget(tmp_path, "small", 4)
+    changed = _spec("small", trials=5)
+    spec.write_text(yaml.safe_dump(changed))
+    refused = _optistudy(tmp_path, "study", "run", str(spec))
+    assert refused.returncode == 2 and "exists already with a different spec" in refused.stderr
 
 
 def test_a_killed_driver_resumes_to_exactly_the_budget(tmp_path: Path) -> None:
