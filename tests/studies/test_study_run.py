@@ -268,3 +268,35 @@ def test_failing_and_diverging_trials_are_recorded_and_the_study_completes(
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in exploding)
     assert all(t.user_attrs["metrics"]["members_diverged"] == 8 for t in exploding)
     assert all(t.user_attrs["metrics"]["diverged_rate"] == 1.0 for t in exploding)
+
+
+def test_asha_stops_poor_trials_early_and_they_count_in_the_budget(tmp_path: Path) -> None:
+    data = _spec("asha", trials=8, max_epochs=2000, seeds=64)
+    data["arms"] = [data["arms"][1]]  # momentum: lr from 0.05 to 5 gives very unequal trials
+    data["scheduler"] = {"name": "asha", "grace_period": 300, "reduction_factor": 2}
+    data["resources"] = {"cpus": 2}  # one trial at a time, so ASHA compares finished rungs
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    run = _optistudy(tmp_path, "study", "run", str(spec))
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = _trials(tmp_path, "asha.xor.momentum")
+    assert sorted(t.number for t in found) == list(range(8))
+    states = [t.state for t in found]
+    assert optuna.trial.TrialState.PRUNED in states
+    assert optuna.trial.TrialState.COMPLETE in states
+    assert optuna.trial.TrialState.RUNNING not in states
+
+
+def test_a_multi_objective_study_records_both_objectives(tmp_path: Path) -> None:
+    data = _spec("pareto", trials=3)
+    data["arms"] = [data["arms"][0]]
+    data["objective"] = "both"
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    run = _optistudy(tmp_path, "study", "run", str(spec))
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = _trials(tmp_path, "pareto.xor.iRprop-plus")
+    assert len(found) == 3
+    for trial in found:
+        metrics = trial.user_attrs["metrics"]
+        assert trial.values == [metrics["epochs_penalised_mean"], metrics["success_rate"]]
