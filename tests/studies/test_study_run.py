@@ -43,9 +43,21 @@ def _spec(name: str, trials: int, max_epochs: int = 200, seeds: int = 16) -> dic
 
 
 def _environment(home: Path) -> dict[str, str]:
-    environment = dict(os.environ, OPTISTUDY_HOME=str(home))
+    """The CLI's environment: the test's data dir, a local Ray, and a Ray token of the
+    test's own (Ray 2.60 enables token auth for local clusters too, and would otherwise
+    write one to ~/.ray)."""
+    environment = dict(os.environ, OPTISTUDY_HOME=str(home),
+                       RAY_AUTH_TOKEN_PATH=str(_token(home)))
     environment.pop("RAY_ADDRESS", None)
     return environment
+
+
+def _token(home: Path) -> Path:
+    """The Ray token file of a test (created once; a cluster and its drivers share it)."""
+    token = home / "ray-token"
+    if not token.exists():
+        token.write_text(secrets.token_hex(32))
+    return token
 
 
 def _optistudy(home: Path, *arguments: str,
@@ -145,10 +157,8 @@ def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """A Ray head and a second Ray node on this machine, one CPU each, on a free port, with
     token authentication (a token of the test's own, not ~/.ray's); both started in their
     own sessions and stopped by killing those sessions."""
-    token = tmp_path / "ray-token"
-    token.write_text(secrets.token_hex(32))
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(_token(tmp_path)))
     ray = str(Path(sys.executable).parent / "ray")
     port = _free_port()
     address = f"127.0.0.1:{port}"
