@@ -167,6 +167,23 @@ def study_show(name: Annotated[str, typer.Argument(help="the study's name")]) ->
         typer.echo(line)
 
 
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="the port to serve on (loopback only)")] = 5000,
+) -> None:
+    """Open the MLflow UI on the study store (MLFLOW_TRACKING_URI or the data dir's)."""
+    import os
+
+    from studies.study.home import Home
+    from studies.study.recording import tracking_uri
+
+    uri = tracking_uri(Home.from_environment())
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port} for {uri}")
+    mlflow = Path(sys.executable).with_name("mlflow")
+    os.execv(str(mlflow), [str(mlflow), "ui", "--backend-store-uri", uri, "--host",
+                           "127.0.0.1", "--port", str(port)])
+
+
 def _show(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"

@@ -27,6 +27,7 @@ from studies.study.arm import Arm
 from studies.study.home import Home, read_json, write_json
 from studies.study.ledger import completed_trials, experiment_name
 from studies.study.ledger import state as ledger_state
+from studies.study.recording import MlflowRecorder
 from studies.study.search import TRIAL_NUMBER, LedgerSearch
 from studies.study.spec import StudySpec, TaskSpec
 from studies.study.trainable import run_trial
@@ -140,6 +141,7 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
             {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus})
         reporter = _ProgressReporter(f"{task.name}/{arm.name}", spec.trials_per_arm, done,
                                      targets.metrics[0], targets.modes[0], progress)
+        recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer)
         scheduler = None
         if spec.scheduler.name == "asha" and len(targets.metrics) == 1:
             scheduler = ASHAScheduler(time_attr="epoch", metric=targets.metrics[0],
@@ -155,13 +157,15 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
             run_config=tune.RunConfig(
                 name=attempt, storage_path=str(home.ray_results / name), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-                callbacks=[reporter]))
+                callbacks=[reporter, recorder]))
         tuner.fit()
     else:
+        recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer)
         progress(f"  {task.name}/{arm.name}: {done}/{spec.trials_per_arm} trials (done)")
     trials = trial_records(study)
-    return ArmResult(task.name, arm.name, trials,
-                     _best(trials, targets.metrics[0], targets.modes[0]))
+    best = _best(trials, targets.metrics[0], targets.modes[0])
+    recorder.close(trials, best)
+    return ArmResult(task.name, arm.name, trials, best)
 
 
 def _status(home: Home, name: str, **fields: Any) -> None:

@@ -11,15 +11,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 import torch
 from ray import tune
 
 from studies.engine import Training, TrainResult
+from studies.study.recording import HISTORY_FILE, RESULT_FILE
 from studies.study.search import TRIAL_NUMBER
 from studies.study.spec import StudySpec
 
-RESULT_FILE = "result.json"
 STATE_FILE = "training.pt"
 SEGMENTS = 10
 """A trial reports (and checkpoints) this many times over its max_epochs."""
@@ -96,6 +97,11 @@ def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_na
     metrics["resumed_at_epoch"] = resumed_at  # > 0: continued from a checkpoint
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / RESULT_FILE).write_text(json.dumps(result.to_json()))
+        history = (result.history_loss.numpy() if result.history_loss is not None
+                   else np.zeros((0, result.members), dtype=np.float32))
+        np.savez_compressed(Path(folder) / HISTORY_FILE, epochs=np.array(result.history_epochs),
+                            loss=history, initial_weights=result.initial_weights.numpy(),
+                            final_weights=result.final_weights.numpy())
         tune.report({**metrics, "epoch": training.epoch, "summary": metrics},
                     checkpoint=tune.Checkpoint.from_directory(folder))
     own.unlink(missing_ok=True)

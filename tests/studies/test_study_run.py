@@ -11,12 +11,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +73,32 @@ def _trials(home: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False)
 
 
+def _assert_recorded_in_mlflow(home: Path, study: str, trials: int) -> None:
+    """One run per Optuna trial under a parent run per arm, none left RUNNING, with the
+    trial's metrics, per-epoch curves and artifacts."""
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(f"optistudy/{study}")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert all(run.info.status == "FINISHED" for run in runs), [
+        (r.info.run_name, r.info.status) for r in runs if r.info.status != "FINISHED"]
+    parents = {r.data.tags["optistudy.arm"]: r for r in runs
+               if r.data.tags.get("optistudy.role") == "arm"}
+    assert set(parents) == {"iRprop-plus", "momentum"}
+    for arm, parent in parents.items():
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        numbers = sorted(int(r.data.tags["optuna.trial_number"]) for r in children)
+        assert numbers == list(range(trials)), (arm, numbers)
+        ledger = {t.number: t for t in _trials(home, f"{study}.xor.{arm}")}
+        for child in children:
+            trial = ledger[int(child.data.tags["optuna.trial_number"])]
+            assert child.data.metrics["success_rate"] == trial.user_attrs["metrics"]["success_rate"]
+            assert child.data.tags["optistudy.optimizer"] in ("rprop", "steepest_descent")
+        sample = children[0].info.run_id
+        assert len(client.get_metric_history(sample, "loss_median")) > 10
+        assert {a.path for a in client.list_artifacts(sample)} == {"history.npz", "result.json"}
+
+
 def _assert_exact_budget(home: Path, study: str, trials: int, seeds: int = 16) -> None:
     for arm in ("iRprop-plus", "momentum"):
         found = _trials(home, f"{study}.xor.{arm}")
@@ -90,6 +118,7 @@ def test_a_small_study_runs_end_to_end(tmp_path: Path) -> None:
     table = run.stdout[run.stdout.index("\nxor\n"):]
     assert "iRprop-plus" in table and "momentum" in table and "best configuration" in table
     _assert_exact_budget(tmp_path, "small", 4)
+    _assert_recorded_in_mlflow(tmp_path, "small", 4)
     default = _trials(tmp_path, "small.xor.iRprop-plus")[0]
     assert default.params == {"delta0": 0.1, "eta_plus": 1.2}  # the published defaults first
     listed = _optistudy(tmp_path, "study", "list")
@@ -136,6 +165,7 @@ def test_a_killed_driver_resumes_to_exactly_the_budget(tmp_path: Path) -> None:
     resumed = _optistudy(tmp_path, "study", "resume", "killed")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_exact_budget(tmp_path, "killed", 6, seeds=64)
+    _assert_recorded_in_mlflow(tmp_path, "killed", 6)
     assert "complete" in _optistudy(tmp_path, "study", "list").stdout
 
 
@@ -310,3 +340,28 @@ def test_a_multi_objective_study_records_both_objectives(tmp_path: Path) -> None
     for trial in found:
         metrics = trial.user_attrs["metrics"]
         assert trial.values == [metrics["epochs_penalised_mean"], metrics["success_rate"]]
+
+
+def test_optistudy_ui_serves_the_mlflow_store_on_loopback(tmp_path: Path) -> None:
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.create_experiment("optistudy/seen-in-the-ui")
+    port = _free_port()
+    server = subprocess.Popen([COMMAND, "ui", "--port", str(port)], env=_environment(tmp_path),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        body = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search"
+                        "?max_results=10", timeout=5) as response:
+                    body = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert "optistudy/seen-in-the-ui" in body
+    finally:
+        _end_session(server.pid)
+        server.wait(timeout=30)
