@@ -141,6 +141,27 @@ def _execute(study: StudySpec, home: Home, address: str | None) -> None:
     typer.echo(comparison_table(outcomes))
 
 
+@study_app.command("report")
+def study_report(
+    name: Annotated[str, typer.Argument(help="the study's name")],
+    seeds: Annotated[int, typer.Option(help="fresh seeds to re-run each arm's best "
+                                            "configuration on", min=2)] = 64,
+) -> None:
+    """Which arm is best, by how much, how sure: each arm's best configuration re-run on
+    fresh paired seeds; Markdown and HTML in the study's folder, logged to MLflow."""
+    from studies.study import report
+    from studies.study.home import Home
+
+    try:
+        path = report.build(Home.from_environment(), name, seeds=seeds, progress=typer.echo)
+    except ValueError as error:
+        _fail(error)
+        return
+    typer.echo("")
+    typer.echo(path.read_text())
+    typer.echo(f"written to {path} and {path.with_suffix('.html')}")
+
+
 @study_app.command("list")
 def study_list() -> None:
     """The studies in the data dir, with their state."""

@@ -110,6 +110,18 @@ def _best(trials: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any
     return min(scored, key=lambda t: sign * float(t["metrics"][metric]))
 
 
+def best_trial(spec: StudySpec, home: Home, name: str) -> dict[str, Any] | None:
+    """The best finished trial of the (task, arm) study ``name`` by the study's objective
+    (its first metric), or None."""
+    try:
+        study = optuna.load_study(study_name=name, storage=home.optuna_storage)
+    except KeyError:
+        return None
+    targets = spec.objective.targets()
+    finished = [t for t in trial_records(study) if t["state"] == "COMPLETE"]
+    return _best(finished, targets.metrics[0], targets.modes[0])
+
+
 def _optuna_study(spec: StudySpec, arm: Arm, name: str, storage: str) -> optuna.Study:
     """The (task, arm) Optuna study; created with the arm's published defaults enqueued."""
     directions: list[Any] = list(spec.objective.targets().directions)

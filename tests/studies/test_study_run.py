@@ -79,7 +79,8 @@ def _assert_recorded_in_mlflow(home: Path, study: str, trials: int) -> None:
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(f"optistudy/{study}")
     assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    runs = client.search_runs([experiment.experiment_id],
+                              "tags.`optistudy.role` != 'report'", max_results=1000)
     assert all(run.info.status == "FINISHED" for run in runs), [
         (r.info.run_name, r.info.status) for r in runs if r.info.status != "FINISHED"]
     parents = {r.data.tags["optistudy.arm"]: r for r in runs
@@ -126,6 +127,21 @@ def test_a_small_study_runs_end_to_end(tmp_path: Path) -> None:
     assert "8/8" in listed.stdout
     shown = _optistudy(tmp_path, "study", "show", "small")
     assert "xor/momentum: 4/4 trials" in shown.stdout
+    reported = _optistudy(tmp_path, "study", "report", "small", "--seeds", "24")
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    markdown = (tmp_path / "studies" / "small" / "report.md").read_text()
+    assert "re-run on 24 fresh seeds (16..39)" in markdown
+    assert "| iRprop-plus |" in markdown and "| momentum |" in markdown
+    assert "McNemar p" in markdown and "Best on xor:" in markdown
+    assert (tmp_path / "studies" / "small" / "report.html").exists()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("optistudy/small")
+    assert experiment is not None
+    report_runs = client.search_runs([experiment.experiment_id],
+                                     "tags.`optistudy.role` = 'report'")
+    assert len(report_runs) == 1
+    assert {a.path for a in client.list_artifacts(report_runs[0].info.run_id)} == {
+        "report.md", "report.html"}
     again = _optistudy(tmp_path, "study", "run", str(spec))  # the same spec: nothing to do
     assert again.returncode == 0 and "continuing it" in again.stdout
     assert "4/4 trials (done)" in again.stdout
