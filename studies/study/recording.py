@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,17 @@ def _flatten(prefix: str, value: Any, into: dict[str, str]) -> None:
         into[prefix] = json.dumps(value) if isinstance(value, list) else str(value)
 
 
+def mlflow_key(name: str) -> str:
+    """A name MLflow accepts as a param or metric key: ``betas[0]`` becomes ``betas.0``
+    (MLflow allows only alphanumerics, ``_ - . : /`` and spaces)."""
+    return re.sub(r"[^\w\-.:/ ]", "_", re.sub(r"\[(\d+)\]", r".\1", name))
+
+
 def params_of(config: dict[str, Any]) -> list[Param]:
     """A trial's full configuration as MLflow params (``optimizer.lr``, ``stop.max_epochs``)."""
     flat: dict[str, str] = {}
     _flatten("", config, flat)
-    return [Param(key, text[:_PARAM_LIMIT]) for key, text in sorted(flat.items())]
+    return [Param(mlflow_key(key), text[:_PARAM_LIMIT]) for key, text in sorted(flat.items())]
 
 
 def curves(history_epochs: np.ndarray, history_loss: np.ndarray, epochs: list[int],
@@ -71,7 +78,8 @@ def curves(history_epochs: np.ndarray, history_loss: np.ndarray, epochs: list[in
 
 def _metrics(values: dict[str, Any], prefix: str = "") -> list[Metric]:
     now = int(time.time() * 1000)
-    return [Metric(prefix + key, float(value), now, 0) for key, value in values.items()
+    return [Metric(mlflow_key(prefix + key), float(value), now, 0)
+            for key, value in values.items()
             if isinstance(value, int | float) and not isinstance(value, bool)
             and math.isfinite(value)]
 

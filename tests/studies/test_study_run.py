@@ -345,17 +345,25 @@ def test_asha_stops_poor_trials_early_and_they_count_in_the_budget(tmp_path: Pat
 
 def test_a_multi_objective_study_records_both_objectives(tmp_path: Path) -> None:
     data = _spec("pareto", trials=3)
-    data["arms"] = [data["arms"][0]]
+    data["arms"] = [{"name": "adam", "optimizer": "adam",
+                     "search": {"lr": {"low": 0.01, "high": 0.3, "log": True},
+                                "betas[0]": {"low": 0.5, "high": 0.95}}}]
     data["objective"] = "both"
     spec = tmp_path / "study.yaml"
     spec.write_text(yaml.safe_dump(data))
     run = _optistudy(tmp_path, "study", "run", str(spec))
     assert run.returncode == 0, run.stderr[-3000:]
-    found = _trials(tmp_path, "pareto.xor.iRprop-plus")
+    found = _trials(tmp_path, "pareto.xor.adam")
     assert len(found) == 3
     for trial in found:
         metrics = trial.user_attrs["metrics"]
         assert trial.values == [metrics["epochs_penalised_mean"], metrics["success_rate"]]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("optistudy/pareto")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], "tags.`optistudy.role` = 'trial'")
+    assert len(runs) == 3
+    assert all("hyperparameters.betas.0" in run.data.params for run in runs)
 
 
 def test_optistudy_ui_serves_the_mlflow_store_on_loopback(tmp_path: Path) -> None:
