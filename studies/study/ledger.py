@@ -25,18 +25,6 @@ def completed_trials(storage: str, name: str) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
-def end_orphans(storage: str, name: str) -> int:
-    """Mark FAIL the trials of Optuna study ``name`` left RUNNING by a dead driver."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        return 0
-    orphans = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for trial in orphans:
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-    return len(orphans)
-
-
 def load(home: Home, name: str) -> StudySpec:
     """The spec of registered study ``name``."""
     path = home.study_dir(name) / "spec.json"
