@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from studies.engine import TrainConfig, TrainResult, train
 from studies.specs import SpecError, parse, read_yaml
+from studies.text_table import text_table
 
 DEFAULT = "xor-algorithms.yaml"
 
@@ -68,12 +69,7 @@ def table(results: dict[str, TrainResult]) -> str:
             _seconds(s["time_to_target_s_median"]),
             f"{s['wall_time_s']:.2f}",
         ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
-                       for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
-             for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    return text_table(rows)
 
 
 def _number(value: float | None) -> str:

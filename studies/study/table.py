@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from studies.study.runner import ArmResult
+from studies.text_table import text_table
 
 
 def _cell(value: Any, form: str) -> str:
@@ -31,12 +32,7 @@ def comparison_table(outcomes: list[ArmResult]) -> str:
                 _cell(metrics.get("epochs_to_target_median"), ".0f"),
                 _cell(metrics.get("epochs_to_target_p90"), ".0f"),
                 _params(outcome.best["params"]) if outcome.best else "-"))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) if i in (0, 5) else cell.rjust(w)
-                           for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-                 for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        blocks.append(f"{task}\n" + "\n".join(lines))
+        blocks.append(f"{task}\n" + text_table(rows, left=(0, 5)))
     return "\n\n".join(blocks)
 
 
