@@ -106,6 +106,10 @@ class GRprop(Optimizer):
         max_line_search_evals: closure calls per step for the Wolfe search (at least 1).
     """
 
+    record_sign_changes = False
+    """Set True to keep, per weight, whether the last step saw a sign change
+    (``state["sign_changed"]``): telemetry, off by default."""
+
     def __init__(
         self,
         params: ParamsT,
@@ -211,7 +215,10 @@ class GRprop(Optimizer):
                 state["prev"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 # η: the per-weight learning rate (step size), η_m included
                 state["step_size"] = initial_step_sizes(p, group["delta0"])
-            adapt_step_sizes(state["step_size"], grad, state["prev"], group)
+            sign = adapt_step_sizes(state["step_size"], grad, state["prev"], group)
+            if self.record_sign_changes:
+                # where g·g_old < 0 in this step (telemetry: the sign-change rate)
+                state["sign_changed"] = sign.lt(0)
             state["prev"].copy_(grad)
             grads.append(grad)
             step_sizes.append(state["step_size"])

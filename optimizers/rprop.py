@@ -167,6 +167,10 @@ class Rprop(Optimizer):
             dimension); the five hyperparameters above may then be tensors of shape [K].
     """
 
+    record_sign_changes = False
+    """Set True to keep, per weight, whether the last step saw a sign change
+    (``state["sign_changed"]``): telemetry, off by default."""
+
     def __init__(
         self,
         params: ParamsT,
@@ -235,6 +239,9 @@ class Rprop(Optimizer):
                 state["prev_loss"] = torch.full_like(losses, float("inf"))
         prev, step_size = state["prev"], state["step_size"]
         sign = adapt_step_sizes(step_size, grad, prev, group)
+        if self.record_sign_changes:
+            # where g·g_old < 0 in this step (telemetry: the sign-change rate)
+            state["sign_changed"] = sign.lt(0)
         if variant == "iRprop-":
             grad = grad.mul(sign.add(1.0).clamp_(max=1.0))  # g = 0 where g·g_old < 0
             p.addcmul_(grad.sign(), step_size, value=-1)

@@ -42,6 +42,10 @@ class TrainResult:
     history_epochs: list[int] = field(default_factory=list)
     history_loss: Tensor | None = None
     """[len(history_epochs), members] training loss per member (float32, CPU)."""
+    history_telemetry: dict[str, list[float]] = field(default_factory=dict)
+    """Optimizer-state telemetry over the recorded epochs (``studies.engine.telemetry``)."""
+    history_weights: Tensor | None = None
+    """Function tasks: [len(history_epochs), members ≤ 64, n] the first members' weights."""
     train_accuracy: list[float] | None = None
     validation_accuracy: list[float] | None = None
     compactions: int = 0

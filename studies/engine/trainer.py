@@ -26,6 +26,7 @@ from studies import tasks
 from studies.engine.build import build_model, build_optimizer, resolve_device
 from studies.engine.compiling import compiled
 from studies.engine.config import TrainConfig
+from studies.engine.history import History
 from studies.engine.losses import LOSSES
 from studies.engine.result import STATUSES, TrainResult
 from studies.engine.schedule import steps
@@ -140,11 +141,9 @@ class Training:
         self.out_time = torch.full((members,), math.nan, dtype=torch.float64, device=device)
         self.out_weights = self.flat.detach()[:members].clone()
         self.initial_weights = self.out_weights.to("cpu", copy=True)
-        self.history_every = (max(1, math.ceil((config.stop.max_epochs + 1) / history_points))
-                              if history_points > 0 else 0)
-        self.history_epochs: list[int] = []
-        self.history_loss: list[Tensor] = []
-        self.last_loss = torch.full((members,), math.nan, dtype=torch.float32, device=device)
+        self.history = History(points=history_points, max_epochs=config.stop.max_epochs,
+                               members=members, optimizer=optimizer, flat=self.flat,
+                               trajectory=self.function is not None)
         self.compactions = 0
         self.epoch = 0
         """The next epoch to train (batch: the next stop check at w_epoch)."""
@@ -322,13 +321,9 @@ class Training:
         self.compactions += 1
 
     def _record(self, epoch: int, losses: Tensor) -> None:
-        if not self.history_every or (epoch % self.history_every
-                                      and epoch != self.config.stop.max_epochs):
-            return
-        rows = self.running.nonzero().squeeze(1)
-        self.last_loss[self.index[rows]] = losses[rows].to(torch.float32)
-        self.history_epochs.append(epoch)
-        self.history_loss.append(self.last_loss.clone())
+        if self.history.due(epoch):
+            self.history.record(epoch, losses, self.running.nonzero().squeeze(1), self.index,
+                                self.flat)
 
     def _step(self, losses: Tensor, reevaluate: Callable[[], Tensor]) -> None:
         first = [losses]
@@ -374,8 +369,7 @@ class Training:
                 "running": self.running_count}
 
     _ROW_STATE = ("seeds", "index", "running", "best", "improved_at")
-    _MEMBER_STATE = ("out_status", "out_epochs", "out_quantity", "out_time", "out_weights",
-                     "last_loss")
+    _MEMBER_STATE = ("out_status", "out_epochs", "out_quantity", "out_time", "out_weights")
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this training elsewhere (``load_state_dict``),
@@ -386,8 +380,7 @@ class Training:
             "optimizer": self.optimizer.state_dict(),
             "rows": {name: getattr(self, name).cpu() for name in self._ROW_STATE},
             "members": {name: getattr(self, name).cpu() for name in self._MEMBER_STATE},
-            "history_epochs": list(self.history_epochs),
-            "history_loss": [loss.cpu() for loss in self.history_loss],
+            "history": self.history.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -407,8 +400,7 @@ class Training:
             setattr(self, name, state["members"][name].to(device))
         self.epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
         self.compactions, self.running_count = state["compactions"], state["running_count"]
-        self.history_epochs = list(state["history_epochs"])
-        self.history_loss = [loss.to(device) for loss in state["history_loss"]]
+        self.history.load_state_dict(state["history"])
 
     def _full_set(self) -> tuple[Tensor | None, Tensor | None]:
         if self.dataset is None:
@@ -476,7 +468,7 @@ class Training:
                 self._step(losses, reevaluate)
             if evaluation == "presented" and stop.gradient_below is None:
                 quantity = self._quantity(presented) if stop.target is not None else None
-                self._record(epoch, self._losses_now() if self.history_every else presented)
+                self._record(epoch, self._losses_now() if self.history.due(epoch) else presented)
                 self._settle(epoch, quantity, None, finite & self._finite(presented))
             else:
                 self._check_full_set(epoch, evaluation, presented, finite)
@@ -545,8 +537,11 @@ class Training:
             wall_time_s=self.elapsed,
             device=str(self.flat.device),
             evaluation=self.evaluation,
-            history_epochs=self.history_epochs,
-            history_loss=torch.stack(self.history_loss).cpu() if self.history_loss else None,
+            history_epochs=list(self.history.epochs),
+            history_loss=torch.stack(self.history.loss).cpu() if self.history.loss else None,
+            history_telemetry=self.history.telemetry_series(),
+            history_weights=(torch.stack(self.history.weights)
+                             if self.history.weights else None),
             train_accuracy=train_accuracy,
             validation_accuracy=validation_accuracy,
             compactions=self.compactions,

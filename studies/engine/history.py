@@ -1,0 +1,76 @@
+"""What a training keeps of its course, at most ``points`` epochs of it: every member's loss,
+the optimizer-state telemetry, and for function tasks the first members' weights (the
+trajectory a contour plot draws). A stopped member keeps its last recorded values."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from studies.engine import telemetry
+
+TRAJECTORY_MEMBERS = 64
+"""Function tasks: the weights of this many members (the first) are kept every record."""
+
+
+class History:
+    def __init__(self, *, points: int, max_epochs: int, members: int, optimizer: Optimizer,
+                 flat: Tensor, trajectory: bool):
+        self.every = max(1, math.ceil((max_epochs + 1) / points)) if points > 0 else 0
+        self.max_epochs = max_epochs
+        self.optimizer = optimizer
+        self.epochs: list[int] = []
+        self.loss: list[Tensor] = []
+        self.telemetry: list[dict[str, float]] = []
+        self.weights: list[Tensor] = []
+        self.last_loss = torch.full((members,), math.nan, dtype=torch.float32,
+                                    device=flat.device)
+        tracked = min(members, TRAJECTORY_MEMBERS) if trajectory else 0
+        self.last_weights = flat.detach()[:tracked].clone()
+        if self.every:
+            telemetry.enable(optimizer)
+
+    def due(self, epoch: int) -> bool:
+        return bool(self.every) and (epoch % self.every == 0 or epoch == self.max_epochs)
+
+    def record(self, epoch: int, losses: Tensor, running_rows: Tensor, index: Tensor,
+               flat: Tensor) -> None:
+        """Record ``epoch`` if it is due: ``index[row]`` is the member a row trains."""
+        if not self.due(epoch):
+            return
+        members = index.index_select(0, running_rows)
+        self.last_loss[members] = losses.index_select(0, running_rows).to(torch.float32)
+        self.epochs.append(epoch)
+        self.loss.append(self.last_loss.clone())
+        self.telemetry.append(telemetry.telemetry(self.optimizer, running_rows))
+        tracked = self.last_weights.shape[0]
+        if tracked:
+            keep = members < tracked
+            self.last_weights[members[keep]] = flat.detach().index_select(
+                0, running_rows[keep]).to(self.last_weights.dtype)
+            self.weights.append(self.last_weights.to("cpu", copy=True))
+
+    def telemetry_series(self) -> dict[str, list[float]]:
+        """Each telemetry quantity over the recorded epochs (NaN where it had no value)."""
+        names = sorted({name for values in self.telemetry for name in values})
+        return {name: [values.get(name, math.nan) for values in self.telemetry]
+                for name in names}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": list(self.epochs), "loss": [loss.cpu() for loss in self.loss],
+                "telemetry": [dict(values) for values in self.telemetry],
+                "weights": list(self.weights), "last_loss": self.last_loss.cpu(),
+                "last_weights": self.last_weights.cpu()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        device = self.last_loss.device
+        self.epochs = list(state["epochs"])
+        self.loss = [loss.to(device) for loss in state["loss"]]
+        self.telemetry = [dict(values) for values in state["telemetry"]]
+        self.weights = list(state["weights"])
+        self.last_loss = state["last_loss"].to(device)
+        self.last_weights = state["last_weights"].to(device)
