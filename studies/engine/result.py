@@ -84,8 +84,9 @@ class TrainResult:
             summary["validation_accuracy_median"] = float(np.median(self.validation_accuracy))
         return summary
 
-    def member(self, index: int) -> dict[str, Any]:
-        """One member's outcome, with its final weights in the ``torch.nn.Linear`` layout."""
+    def member(self, index: int, *, weights: bool = True) -> dict[str, Any]:
+        """One member's outcome, with its final weights in the ``torch.nn.Linear`` layout
+        (unless ``weights`` is False)."""
         record: dict[str, Any] = {
             "seed": self.seeds[index],
             "status": self.status[index],
@@ -93,21 +94,23 @@ class TrainResult:
             "final_loss": _finite_or_none(self.final_loss[index]),
             "final_quantity": _finite_or_none(self.final_quantity[index]),
             "time_to_target_s": self.time_to_target_s[index],
-            "final_weights": self.model.layer_weights(self.final_weights[index]),  # type: ignore[operator]
         }
+        if weights:
+            record["final_weights"] = self.model.layer_weights(  # type: ignore[operator]
+                self.final_weights[index])
         if self.train_accuracy is not None:
             record["train_accuracy"] = self.train_accuracy[index]
         if self.validation_accuracy is not None:
             record["validation_accuracy"] = self.validation_accuracy[index]
         return record
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, weights: bool = True) -> dict[str, Any]:
         return {
             "config": self.config.model_dump(mode="json"),
             "device": self.device,
             "stop_evaluation": self.evaluation,
             "summary": _json_safe(self.summary()),
-            "members": [self.member(i) for i in range(self.members)],
+            "members": [self.member(i, weights=weights) for i in range(self.members)],
         }
 
 

@@ -6,26 +6,30 @@ runs a dead driver left RUNNING end KILLED."""
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
-import time
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from studies.study import plots
 from studies.study.home import Home
+from studies.study.mlflow_values import curves, metrics_of, params_of
 from studies.study.search import TRIAL_NUMBER
+from studies.study.trial_files import (
+    HISTORY_FILE,
+    RESULT_FILE,
+    SEEDS_FILE,
+    TELEMETRY_PREFIX,
+    WEIGHTS_FILE,
+)
 
-HISTORY_FILE = "history.npz"
-RESULT_FILE = "result.json"
-CURVE_POINTS = 200
-"""Per-epoch curves are downsampled to at most this many points, so the UI stays fast."""
-_PARAM_LIMIT = 6000  # MLflow's limit on a parameter value's length
+ARTIFACTS = (RESULT_FILE, SEEDS_FILE, HISTORY_FILE, WEIGHTS_FILE)
+PLOTS = Literal["best", "all", "none"]
 
 
 def tracking_uri(home: Home) -> str:
@@ -33,63 +37,13 @@ def tracking_uri(home: Home) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home.root / 'mlflow.db'}")
 
 
-def _flatten(prefix: str, value: Any, into: dict[str, str]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), item, into)
-    else:
-        into[prefix] = json.dumps(value) if isinstance(value, list) else str(value)
-
-
-def mlflow_key(name: str) -> str:
-    """A name MLflow accepts as a param or metric key: ``betas[0]`` becomes ``betas.0``
-    (MLflow allows only alphanumerics, ``_ - . : /`` and spaces)."""
-    return re.sub(r"[^\w\-.:/ ]", "_", re.sub(r"\[(\d+)\]", r".\1", name))
-
-
-def params_of(config: dict[str, Any]) -> list[Param]:
-    """A trial's full configuration as MLflow params (``optimizer.lr``, ``stop.max_epochs``)."""
-    flat: dict[str, str] = {}
-    _flatten("", config, flat)
-    return [Param(mlflow_key(key), text[:_PARAM_LIMIT]) for key, text in sorted(flat.items())]
-
-
-def curves(history_epochs: np.ndarray, history_loss: np.ndarray, epochs: list[int],
-           converged: list[bool], step_time: int) -> list[Metric]:
-    """Per-epoch loss median and 10/90% quantiles over seeds, and the fraction converged,
-    downsampled to at most ``CURVE_POINTS`` epochs."""
-    if history_loss.size == 0:
-        return []
-    chosen = np.unique(np.linspace(0, len(history_epochs) - 1,
-                                   min(CURVE_POINTS, len(history_epochs))).round().astype(int))
-    reached = np.array([e if c else np.inf for e, c in zip(epochs, converged, strict=True)])
-    metrics = []
-    for row in chosen:
-        epoch = int(history_epochs[row])
-        losses = history_loss[row][np.isfinite(history_loss[row])]
-        values = {"frac_converged": float((reached <= epoch).mean())}
-        if losses.size:
-            values.update(loss_median=float(np.median(losses)),
-                          loss_p10=float(np.quantile(losses, 0.1)),
-                          loss_p90=float(np.quantile(losses, 0.9)))
-        metrics += [Metric(key, value, step_time, epoch) for key, value in values.items()]
-    return metrics
-
-
-def _metrics(values: dict[str, Any], prefix: str = "") -> list[Metric]:
-    now = int(time.time() * 1000)
-    return [Metric(mlflow_key(prefix + key), float(value), now, 0)
-            for key, value in values.items()
-            if isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value)]
-
-
 class MlflowRecorder(tune.Callback):
     """Records one (task, arm) of a study; a Ray Tune callback in the driver."""
 
-    def __init__(self, home: Home, study: str, task: str, arm: str, optimizer: str,
-                 configs: dict[int, dict[str, Any]] | None = None):
+    def __init__(self, home: Home, study: str, task: str, arm: str, optimizer: str, *,
+                 plots: PLOTS = "best"):
         self.client = MlflowClient(tracking_uri(home))
+        self.plots = plots
         self.study, self.task, self.arm, self.optimizer = study, task, arm, optimizer
         name = f"optistudy/{study}"
         experiment = self.client.get_experiment_by_name(name)
@@ -148,21 +102,19 @@ class MlflowRecorder(tune.Callback):
         result = trial.last_result or {}
         summary = {k[len("summary/"):]: v for k, v in result.items() if k.startswith("summary/")}
         summary = summary or dict(result.get("summary") or {})
-        now = int(time.time() * 1000)
-        metrics = _metrics(summary)
-        folder = self._checkpoint_folder(trial)
+        metrics = metrics_of(summary)
         params: list[Param] = []
+        folder = self._checkpoint_folder(trial)
         if folder is not None and (folder / RESULT_FILE).exists():
             record = json.loads((folder / RESULT_FILE).read_text())
             params = params_of({"config": record["config"]})
             if (folder / HISTORY_FILE).exists():
-                with np.load(folder / HISTORY_FILE) as history:
-                    metrics += curves(history["epochs"], history["loss"],
-                                      [m["epochs"] for m in record["members"]],
-                                      [m["status"] == "converged" for m in record["members"]],
-                                      now)
-                self.client.log_artifact(run_id, str(folder / HISTORY_FILE))
-            self.client.log_artifact(run_id, str(folder / RESULT_FILE))
+                metrics += _curves(folder / HISTORY_FILE, record["members"])
+            for name in ARTIFACTS:
+                if (folder / name).exists():
+                    self.client.log_artifact(run_id, str(folder / name))
+            if self.plots == "all":
+                self._log_plots(run_id, folder)
         for start in range(0, len(metrics), 1000):  # MLflow takes up to 1000 per batch
             self.client.log_batch(run_id, metrics=metrics[start : start + 1000],
                                   params=params if start == 0 else ())
@@ -196,9 +148,51 @@ class MlflowRecorder(tune.Callback):
                 continue
             run_id = (run.info.run_id if run is not None
                       else self._trial_run(trial["number"], "unknown"))
-            self.client.log_batch(run_id, metrics=_metrics(trial["metrics"]))
+            self.client.log_batch(run_id, metrics=metrics_of(trial["metrics"]))
             self.client.set_terminated(run_id, endings.get(trial["state"], "KILLED"))
         if best is not None:
-            self.client.log_batch(self.parent_id, metrics=_metrics(best["metrics"], "best_"),
+            self.client.log_batch(self.parent_id, metrics=metrics_of(best["metrics"], "best_"),
                                   tags=[RunTag("optistudy.best_trial", str(best["number"]))])
+            best_run = runs.get(best["number"])
+            if best_run is not None and self.plots != "none":
+                self._best_trial_plots(best_run.info.run_id)
         self.client.set_terminated(self.parent_id, "FINISHED")
+
+    def _log_plots(self, run_id: str, folder: Path) -> Path | None:
+        """Draw the trial's plots from its files in ``folder``; log them under ``plots/``."""
+        into = folder / "plots"
+        if not plots.render(folder, into):
+            return None
+        self.client.log_artifacts(run_id, str(into), "plots")
+        return into
+
+    def _best_trial_plots(self, run_id: str) -> None:
+        """The best trial's plots, on its run (unless drawn already) and on the arm's run
+        (``best_trial/``, with its per-seed table), so arms can be compared side by side."""
+        logged = {artifact.path for artifact in self.client.list_artifacts(run_id)}
+        parent = {artifact.path for artifact in self.client.list_artifacts(self.parent_id)}
+        if RESULT_FILE not in logged or "best_trial" in parent:
+            return
+        with tempfile.TemporaryDirectory() as temporary:
+            folder = Path(temporary)
+            for name in ARTIFACTS:
+                if name in logged:
+                    self.client.download_artifacts(run_id, name, str(folder))
+            if "plots" in logged:
+                self.client.download_artifacts(run_id, "plots", str(folder))
+                drawn: Path | None = folder / "plots"
+            else:
+                drawn = self._log_plots(run_id, folder)
+            if drawn is not None:
+                self.client.log_artifacts(self.parent_id, str(drawn), "best_trial")
+            if SEEDS_FILE in logged:
+                self.client.log_artifact(self.parent_id, str(folder / SEEDS_FILE), "best_trial")
+
+
+def _curves(history_file: Path, members: list[dict[str, Any]]) -> list[Any]:
+    with np.load(history_file) as history:
+        saved = {name: history[name] for name in history.files}
+    telemetry = {name.removeprefix(TELEMETRY_PREFIX): values for name, values in saved.items()
+                 if name.startswith(TELEMETRY_PREFIX)}
+    return curves(saved, [m["epochs"] for m in members],
+                  [m["status"] == "converged" for m in members], telemetry)

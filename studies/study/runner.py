@@ -153,7 +153,8 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
             {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus})
         reporter = _ProgressReporter(f"{task.name}/{arm.name}", spec.trials_per_arm, done,
                                      targets.metrics[0], targets.modes[0], progress)
-        recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer)
+        recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer,
+                                  plots=spec.plots)
         scheduler = None
         if spec.scheduler.name == "asha" and len(targets.metrics) == 1:
             scheduler = ASHAScheduler(time_attr="epoch", metric=targets.metrics[0],
@@ -172,7 +173,8 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
                 callbacks=[reporter, recorder]))
         tuner.fit()
     else:
-        recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer)
+        recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer,
+                                  plots=spec.plots)
         progress(f"  {task.name}/{arm.name}: {done}/{spec.trials_per_arm} trials (done)")
     trials = trial_records(study)
     best = _best(trials, targets.metrics[0], targets.modes[0])

@@ -3,7 +3,6 @@ seeds as one population (not one Ray trial per seed), in checkpointed segments."
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import socket
@@ -11,13 +10,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 import torch
 from ray import tune
 
 from studies.engine import Training, TrainResult
-from studies.study.recording import HISTORY_FILE, RESULT_FILE
+from studies.study import trial_files
 from studies.study.search import TRIAL_NUMBER
 from studies.study.spec import StudySpec
 
@@ -96,12 +94,7 @@ def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_na
     metrics["node"] = socket.gethostname() + ":" + ray.get_runtime_context().get_node_id()
     metrics["resumed_at_epoch"] = resumed_at  # > 0: continued from a checkpoint
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / RESULT_FILE).write_text(json.dumps(result.to_json()))
-        history = (result.history_loss.numpy() if result.history_loss is not None
-                   else np.zeros((0, result.members), dtype=np.float32))
-        np.savez_compressed(Path(folder) / HISTORY_FILE, epochs=np.array(result.history_epochs),
-                            loss=history, initial_weights=result.initial_weights.numpy(),
-                            final_weights=result.final_weights.numpy())
+        trial_files.write(result, Path(folder))
         tune.report({**metrics, "epoch": training.epoch, "summary": metrics},
                     checkpoint=tune.Checkpoint.from_directory(folder))
     own.unlink(missing_ok=True)
