@@ -4,15 +4,18 @@ with intervals and paired tests, written as Markdown and HTML and logged to MLfl
 
 from __future__ import annotations
 
-import html
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import optuna
 from mlflow.tracking import MlflowClient
 
 from studies.engine import train
-from studies.report import ArmOutcome, TaskComparison, compare_arms, performance_profile
+from studies.report import ArmOutcome, compare_arms, performance_profile
+from studies.study import report_plots
+from studies.study.document import Block, Bullets, Document, Heading, Image, Paragraph, Table
 from studies.study.home import Home
 from studies.study.ledger import experiment_name, load
 from studies.study.recording import tracking_uri
@@ -38,7 +41,7 @@ def _target_text(task: TaskSpec) -> str:
 
 
 def _task_section(spec: StudySpec, task: TaskSpec, home: Home, seeds: list[int],
-                  progress: Callable[[str], None]) -> tuple[str, TaskComparison | None]:
+                  figures: Path, progress: Callable[[str], None]) -> list[Block]:
     outcomes: dict[str, ArmOutcome] = {}
     chosen: dict[str, dict[str, object]] = {}
     for arm in spec.arms:
@@ -47,32 +50,43 @@ def _task_section(spec: StudySpec, task: TaskSpec, home: Home, seeds: list[int],
             progress(f"  {task.name}/{arm.name}: no finished trial, left out")
             continue
         config = spec.train_config(task, arm, best["params"])
-        result = train(config.model_copy(update={"seeds": seeds}))
+        result = train(config.model_copy(update={"seeds": seeds}), history_points=0)
         chosen[arm.name] = best["params"]
         outcomes[arm.name] = ArmOutcome(
             converged=[status == "converged" for status in result.status],
             epochs=result.epochs, max_epochs=config.stop.max_epochs,
             times=result.time_to_target_s)
         progress(f"  {task.name}/{arm.name}: re-run on {len(seeds)} fresh seeds")
+    heading = Heading(2, f"{task.name}: {_target_text(task)}")
     if not outcomes:
-        return f"## {task.name}\n\nNo arm has a finished trial yet.\n", None
+        return [heading, Paragraph("No arm has a finished trial yet.")]
     comparison = compare_arms(task.name, outcomes, _target_text(task))
-    lines = [f"## {task.name}: {_target_text(task)}", "",
-             "| arm | success | 95% CI | epochs median | 95% CI | best configuration |",
-             "|---|---|---|---|---|---|"]
-    for summary in comparison.arms:
-        lines.append(
-            f"| {summary.name} | {summary.successes}/{summary.seeds} | "
-            f"{_interval(summary.success, '.0%')} | {_number(summary.epochs.estimate)} | "
-            f"{_interval(summary.epochs, '.0f')} | {_configuration(chosen[summary.name])} |")
-    lines += ["", *[f"- {sentence}" for sentence in comparison.sentences()], "",
-              "Performance profile (fraction of seeds an arm solves within τ × the best "
-              "arm's epochs on that seed):", "",
-              "| arm | " + " | ".join(f"τ={tau:g}" for tau in TAUS) + " |",
-              "|---|" + "---|" * len(TAUS)]
-    for arm_name, values in performance_profile(outcomes, TAUS).items():
-        lines.append(f"| {arm_name} | " + " | ".join(f"{v:.0%}" for v in values) + " |")
-    return "\n".join(lines) + "\n", comparison
+    rows = [[summary.name, f"{summary.successes}/{summary.seeds}",
+             _interval(summary.success, ".0%"), _number(summary.epochs.estimate),
+             _interval(summary.epochs, ".0f"), _configuration(chosen[summary.name])]
+            for summary in comparison.arms]
+    profile = performance_profile(outcomes, TAUS)
+    blocks: list[Block] = [
+        heading,
+        Table(["arm", "success", "95% CI", "epochs median", "95% CI", "best configuration"],
+              rows),
+        Bullets(comparison.sentences()),
+        Paragraph("Performance profile (fraction of seeds an arm solves within τ × the best "
+                  "arm's epochs on that seed):"),
+        Table(["arm", *[f"τ={tau:g}" for tau in TAUS]],
+              [[name, *[f"{v:.0%}" for v in values]] for name, values in profile.items()]),
+        Image(report_plots.profile_plot(task.name, outcomes,
+                                        figures / f"{task.name}-profile.png"),
+              f"{task.name}: performance profile on the fresh seeds"),
+        Image(report_plots.epochs_plot(task.name, outcomes, figures / f"{task.name}-epochs.png"),
+              f"{task.name}: epochs to target per fresh seed"),
+    ]
+    for arm in spec.arms:
+        study = optuna.load_study(study_name=experiment_name(spec, task, arm),
+                                  storage=home.optuna_storage)
+        for path, caption in report_plots.optuna_plots(study, figures, f"{task.name}-{arm.name}"):
+            blocks.append(Image(path, caption))
+    return blocks
 
 
 def _configuration(params: dict[str, object]) -> str:
@@ -93,24 +107,26 @@ def _interval(interval: object, form: str) -> str:
 
 def build(home: Home, name: str, *, seeds: int = 64,
           progress: Callable[[str], None] = print) -> Path:
-    """Write ``report.md`` and ``report.html`` in the study's folder and log both to MLflow."""
+    """Write ``report.md`` (figures in ``report/``) and a self-contained ``report.html`` in
+    the study's folder, and log them to MLflow."""
     spec = load(home, name)
     fresh = fresh_seeds(spec, seeds)
-    sections = [f"# Study {name}", "", spec.description or "", "",
-                f"Each arm's best configuration (by the study's objective, "
-                f"{spec.objective.goal}) re-run on {seeds} fresh seeds "
-                f"({fresh[0]}..{fresh[-1]}) shared by every arm; intervals are 95%, tests "
-                "paired on seeds and Holm-corrected per task.", ""]
-    for task in spec.tasks:
-        section, _ = _task_section(spec, task, home, fresh, progress)
-        sections.append(section)
-    markdown = "\n".join(sections)
     folder = home.study_dir(name)
-    (folder / "report.md").write_text(markdown)
-    (folder / "report.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>optistudy report</title>"
-        f"<pre style='font: 14px/1.4 monospace; white-space: pre-wrap'>"
-        f"{html.escape(markdown)}</pre>\n")
+    figures = folder / "report"
+    if figures.exists():
+        shutil.rmtree(figures)
+    figures.mkdir(parents=True)
+    document = Document(f"Study {name}")
+    if spec.description:
+        document.add(Paragraph(spec.description))
+    document.add(Paragraph(
+        f"Each arm's best configuration (by the study's objective, {spec.objective.goal}) "
+        f"re-run on {seeds} fresh seeds ({fresh[0]}..{fresh[-1]}) shared by every arm; "
+        "intervals are 95%, tests paired on seeds and Holm-corrected per task."))
+    for task in spec.tasks:
+        document.add(*_task_section(spec, task, home, fresh, figures, progress))
+    (folder / "report.md").write_text(document.markdown(folder))
+    (folder / "report.html").write_text(document.html())
     _log(home, name, folder)
     return folder / "report.md"
 
@@ -127,4 +143,5 @@ def _log(home: Home, name: str, folder: Path) -> None:
                             tags={"optistudy.study": name, "optistudy.role": "report"})
     for file in ("report.md", "report.html"):
         client.log_artifact(run.info.run_id, str(folder / file))
+    client.log_artifacts(run.info.run_id, str(folder / "report"), "report")
     client.set_terminated(run.info.run_id, "FINISHED")

@@ -183,7 +183,13 @@ def test_a_small_study_runs_end_to_end(tmp_path: Path) -> None:
     assert "re-run on 24 fresh seeds (16..39)" in markdown
     assert "| iRprop-plus |" in markdown and "| momentum |" in markdown
     assert "McNemar p" in markdown and "Best on xor:" in markdown
-    assert (tmp_path / "studies" / "small" / "report.html").exists()
+    assert "![xor: performance profile on the fresh seeds](report/xor-profile.png)" in markdown
+    page = (tmp_path / "studies" / "small" / "report.html").read_text()
+    assert "<table>" in page and "McNemar p" in page
+    assert page.count("data:image/png;base64,") == markdown.count("![")
+    figures = {p.name for p in (tmp_path / "studies" / "small" / "report").iterdir()}
+    assert {"xor-profile.png", "xor-epochs.png", "xor-iRprop-plus-importance.png",
+            "xor-iRprop-plus-slice.png", "xor-momentum-slice.png"} <= figures
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("optistudy/small")
     assert experiment is not None
@@ -191,7 +197,7 @@ def test_a_small_study_runs_end_to_end(tmp_path: Path) -> None:
                                      "tags.`optistudy.role` = 'report'")
     assert len(report_runs) == 1
     assert {a.path for a in client.list_artifacts(report_runs[0].info.run_id)} == {
-        "report.md", "report.html"}
+        "report.md", "report.html", "report"}
     again = _optistudy(tmp_path, "study", "run", str(spec))  # the same spec: nothing to do
     assert again.returncode == 0 and "continuing it" in again.stdout
     assert "4/4 trials (done)" in again.stdout
