@@ -95,6 +95,10 @@ class PairComparison:
     ratio: Interval | None
     all_equal: bool
     """Both arms took exactly the same epochs on every paired seed."""
+    consistent: bool = True
+    """The medians and the signed-rank test's own estimate (Hodges–Lehmann: the median of
+    the Walsh averages of the paired differences) agree on which arm is faster; on skewed
+    data they can disagree, and then no "× fewer epochs" claim is made."""
 
     @property
     def slower(self) -> str | None:
@@ -216,12 +220,22 @@ def _pair(first: str, second: str, arms: dict[str, ArmOutcome], confidence: floa
             faster = first if medians[0] <= medians[1] else second
             fast, slow = (a_epochs, b_epochs) if faster == first else (b_epochs, a_epochs)
             ratio = ratio_of_medians(fast, slow, confidence, seed)
+    shift = hodges_lehmann(a_epochs, b_epochs) if both else 0.0
+    consistent = faster is None or (shift < 0 if faster == first else shift > 0)
     return PairComparison(
         first=first, second=second, seeds=a.seeds, paired=len(both),
         success_test=mcnemar(a.converged, b.converged), success_p=1.0,
         epochs_test=wilcoxon(a_epochs, b_epochs), epochs_p=1.0,
         medians=medians, faster=faster, ratio=ratio,
-        all_equal=bool(both) and a_epochs == b_epochs)
+        all_equal=bool(both) and a_epochs == b_epochs, consistent=consistent)
+
+
+def hodges_lehmann(a: Sequence[float], b: Sequence[float]) -> float:
+    """The median of the Walsh averages (d_i + d_j) / 2, i ≤ j, of d = a − b: the shift
+    the Wilcoxon signed-rank test estimates (negative: ``a`` is smaller)."""
+    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    rows, columns = np.triu_indices(differences.size)
+    return float(np.median((differences[rows] + differences[columns]) / 2))
 
 
 def _holm_corrected(pairs: list[PairComparison]) -> list[PairComparison]:
@@ -290,6 +304,10 @@ def _epochs_sentence(pair: PairComparison, target_text: str, confidence: float) 
     medians = (f"median {_number(pair.medians[0])} vs {_number(pair.medians[1])} epochs")
     significant = pair.epochs_p < 1 - confidence
     ratio = None if pair.ratio is None else pair.ratio.estimate
+    if significant and not pair.consistent:
+        return (f"{names} differ significantly in epochs to {target_text} on paired seeds "
+                f"({test}; {in_both}), but their medians ({medians}) and the signed ranks "
+                "disagree on which is faster (skewed differences): no speed-up is claimed.")
     if significant and pair.ratio is not None and ratio is not None and ratio != 1:
         digits = 2 if ratio < 1.05 else 1
 

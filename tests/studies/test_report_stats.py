@@ -22,6 +22,7 @@ from studies.report import (
     wilcoxon,
     wilson,
 )
+from studies.report.compare import hodges_lehmann
 
 # --- Wilson ----------------------------------------------------------------------------
 
@@ -336,3 +337,16 @@ def test_small_ratios_keep_two_decimals() -> None:
     assert re.fullmatch(r"a reaches SSE < 0\.001 in 1\.0\d× fewer epochs than b \(95% CI "
                         r"1\.0\d–1\.0\d, Wilcoxon p < 0\.001, Holm-corrected; 32 of 32 seeds "
                         r"converged in both\)\.", lines[-1])
+
+
+def test_no_speed_up_is_claimed_when_medians_and_signed_ranks_disagree() -> None:
+    # A is 1 epoch faster on 16 seeds and 50 slower on 14: A's median is lower (100 vs 101),
+    # but the signed ranks (and their Hodges–Lehmann shift) say B is faster.
+    a, b = [100] * 16 + [60] * 14, [101] * 16 + [10] * 14
+    comparison = compare_arms("t", {"A": ArmOutcome([True] * 30, a, 1000),
+                                    "B": ArmOutcome([True] * 30, b, 1000)}, "SSE < 0.001")
+    pair = comparison.pairs[0]
+    assert pair.epochs_p < 0.05 and pair.faster == "A" and not pair.consistent
+    assert hodges_lehmann(a, b) == 24.5
+    sentence = comparison.sentences()[-1]
+    assert "disagree on which is faster" in sentence and "fewer epochs" not in sentence
