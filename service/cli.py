@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from service.settings import Settings
     from studies.study import StudySpec
     from studies.study.home import Home
 
@@ -203,6 +204,102 @@ def ui(
     mlflow = Path(sys.executable).with_name("mlflow")
     os.execv(str(mlflow), [str(mlflow), "ui", "--backend-store-uri", uri, "--host",
                            "127.0.0.1", "--port", str(port)])
+
+
+def _settings() -> Settings:
+    """The service's settings from the environment, or exit saying which one is wrong."""
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        typer.echo(f"error: invalid setting: {error}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+token_app = typer.Typer(no_args_is_help=True, help="API tokens of the service: created, "
+                                                   "listed, revoked (stored hashed).")
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    owner: Annotated[str, typer.Option(help="whose token: the owner of the studies it submits")],
+    admin: Annotated[bool, typer.Option("--admin", help="may see and cancel every owner's "
+                                                        "studies")] = False,
+) -> None:
+    """Create a token and print it (once: only its hash is kept)."""
+    from service import crud
+    from service.database import open_database
+    from studies.study.names import check_name
+
+    try:
+        check_name(owner)
+    except ValueError as error:
+        _fail(error)
+        return
+    with open_database(_settings().database_url)() as session:
+        token, secret = crud.create_token(session, owner=owner, admin=admin)
+    typer.echo(f"token {token.id} for {owner}{' (admin)' if admin else ''}; shown only now:",
+               err=True)
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Every token: id, owner, admin, revoked, created (never the token)."""
+    from service import crud
+    from service.database import open_database
+
+    with open_database(_settings().database_url)() as session:
+        tokens = crud.list_tokens(session)
+    for token in tokens:
+        state = "revoked" if token.revoked else "active"
+        typer.echo(f"{token.id:>4}  {token.owner:20} {'admin' if token.admin else '-':6}"
+                   f"{state:8} {token.created_at:%Y-%m-%d %H:%M}")
+    if not tokens:
+        typer.echo("no tokens: create one with 'optistudy token create --owner NAME'")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (see 'token "
+                                                              "list')")]) -> None:
+    """Revoke a token: it is refused from now on."""
+    from service import crud
+    from service.database import open_database
+
+    with open_database(_settings().database_url)() as session:
+        token = crud.revoke_token(session, token_id=token_id)
+    if token is None:
+        _fail(ValueError(f"no token has the id {token_id}"))
+        return
+    typer.echo(f"token {token_id} of {token.owner} revoked")
+
+
+@app.command()
+def serve() -> None:
+    """Run the HTTP service (OPTISTUDY_HOST, default 127.0.0.1; OPTISTUDY_PORT, default 8000);
+    OpenAPI docs at /docs. Refuses to start while no token exists."""
+    import uvicorn
+
+    from service import crud
+    from service.database import open_database
+
+    settings = _settings()
+    with open_database(settings.database_url)() as session:
+        tokens = crud.count_active_tokens(session)
+    if not tokens and settings.admin_token is None:
+        _fail(ValueError("no API token exists, so nobody could use the service: create one "
+                         "with 'optistudy token create --owner NAME'"))
+        return
+    from service.app import create_app
+
+    typer.echo(f"optistudy service on http://{settings.host}:{settings.port} (data dir "
+               f"{settings.home}; drivers: {settings.ray_address or 'local processes'})")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="info")
 
 
 def _show(value: object) -> str:

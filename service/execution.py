@@ -1,0 +1,137 @@
+"""Submitting, cancelling and watching studies: the database's view of every study kept in
+line with the real state of its driver (checked at start and then every few seconds)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service import crud
+from service.drivers import Driver, LocalDrivers, RayJobs
+from service.models import IN_FLIGHT, Study, StudyStatus, now
+from service.progress import tracking
+from service.settings import Settings
+from studies.study import StudySpec, report, runner
+from studies.study.cancel import end_running
+from studies.study.home import Home
+from studies.study.ledger import experiment_name
+from studies.study.recording import tracking_uri
+
+log = logging.getLogger(__name__)
+
+
+class Conflict(Exception):
+    """The request cannot be done in the study's present state (HTTP 409)."""
+
+
+class Execution:
+    """The drivers of the service's studies: local processes, or Ray Jobs when
+    ``ray_address`` is set."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.home = Home(settings.home)
+        self.drivers: dict[str, Driver] = {"local": LocalDrivers(self.home)}
+        if settings.ray_address:
+            self.drivers["ray-job"] = RayJobs(settings.ray_address, self.home)
+        self.driver = self.drivers["ray-job" if settings.ray_address else "local"]
+        self.lock = threading.Lock()
+        self.report_lock = threading.Lock()
+
+    def submit(self, session: Session, *, spec: StudySpec, owner: str) -> Study:
+        """Register ``spec`` for ``owner`` and start its driver."""
+        taken = f"the study name {spec.name!r} is taken (allowed: a name no other study has)"
+        if crud.study_by_name(session, name=spec.name) is not None:
+            raise Conflict(taken)
+        try:
+            study = crud.create_study(session, name=spec.name, owner=owner,
+                                      spec=spec.model_dump(mode="json"),
+                                      driver_kind=self.driver.kind)
+        except IntegrityError:
+            session.rollback()
+            raise Conflict(taken) from None
+        try:
+            created = runner.start(spec, self.home)
+        except ValueError as error:
+            session.rollback()
+            raise Conflict(str(error)) from None
+        if not created:
+            session.rollback()
+            raise Conflict(f"the data dir holds a study named {spec.name!r} already (one run "
+                           "with the CLI): choose another name")
+        tracking(tracking_uri(self.home))
+        try:
+            study.driver_id = self.driver.launch(spec.name)
+        except (OSError, RuntimeError) as error:
+            study.status, study.finished_at = StudyStatus.failed, now()
+            study.error = f"the driver could not be started: {error}"
+        else:
+            self._reconcile(study)
+        session.commit()
+        return study
+
+    def cancel(self, session: Session, *, study: Study) -> Study:
+        """Stop the study's driver, then fail its RUNNING Optuna trials and end its RUNNING
+        MLflow runs as KILLED."""
+        with self.lock:
+            session.refresh(study)
+            if study.status not in IN_FLIGHT:
+                raise Conflict(f"study {study.name!r} is {study.status}: only a queued or "
+                               "running study can be cancelled")
+            driver = self.drivers.get(study.driver_kind)
+            if driver is None:
+                raise Conflict(f"study {study.name!r} runs as a {study.driver_kind}, which this "
+                               "service cannot reach (set OPTISTUDY_RAY_ADDRESS)")
+            if study.driver_id is not None:
+                driver.stop(study.driver_id, self.settings.cancel_grace_seconds)
+            end_running(self.home, study.name)
+            study.status, study.finished_at = StudyStatus.cancelled, now()
+            session.commit()
+        return study
+
+    def reconcile(self, session: Session) -> None:
+        """Bring every study the database believes queued or running in line with its
+        driver: a driver that ended leaves its study completed, or failed (with nothing left
+        RUNNING)."""
+        with self.lock:
+            for study in crud.studies_in_flight(session):
+                try:
+                    self._reconcile(study)
+                except Exception:
+                    log.exception("cannot check the driver of study %s", study.name)
+            session.commit()
+
+    def _reconcile(self, study: Study) -> None:
+        driver = self.drivers.get(study.driver_kind)
+        if driver is None or study.driver_id is None:
+            return  # a Ray Job while the service is not pointed at a cluster: left as it is
+        phase = driver.phase(study.driver_id, study.name)
+        if phase == "running" and study.status != StudyStatus.running:
+            study.status, study.started_at = StudyStatus.running, now()
+        elif phase == "succeeded":
+            study.status, study.finished_at = StudyStatus.completed, now()
+        elif phase == "failed":
+            driver.stop(study.driver_id, 0.0)  # what a dead driver left of its session
+            end_running(self.home, study.name)
+            study.error = driver.error(study.driver_id, study.name)
+            study.status, study.finished_at = StudyStatus.failed, now()
+
+    def report(self, study: Study) -> str:
+        """The study's report (Markdown): built once after the study ended, then kept."""
+        if study.status in IN_FLIGHT:
+            raise Conflict(f"study {study.name!r} is {study.status}: its report is built once "
+                           "it has ended")
+        spec = StudySpec.model_validate(study.spec)
+        if all(runner.best_trial(spec, self.home, experiment_name(spec, task, arm)) is None
+               for task in spec.tasks for arm in spec.arms):
+            raise Conflict(f"no trial of study {study.name!r} has finished: nothing to report")
+        path = self.home.study_dir(study.name) / "report.md"
+        with self.report_lock:
+            ended = study.finished_at.timestamp() if study.finished_at else float("inf")
+            if not path.exists() or path.stat().st_mtime < ended:
+                report.build(self.home, study.name, seeds=self.settings.report_seeds,
+                             progress=log.info)
+        return path.read_text()

@@ -1,0 +1,65 @@
+"""The service's settings: one object, read from ``OPTISTUDY_*`` environment variables.
+
+The study stores keep their own variables (read where they are used):
+``OPTISTUDY_OPTUNA_STORAGE`` (the Optuna storage, default SQLite in the data dir) and
+``MLFLOW_TRACKING_URI`` (default SQLite in the data dir).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_TOKEN_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Every setting has a safe default but the credentials: there is no default token."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTISTUDY_", extra="ignore")
+
+    home: Path = Field(default=Path(".optistudy"),
+                       description="the data dir (the same as the CLI's OPTISTUDY_HOME)")
+    database_url: str = Field(default="", description="the service database (default: "
+                              "sqlite:///<home>/service.db; a PostgreSQL URL at scale)")
+    host: str = Field(default="127.0.0.1", description="the address to bind (loopback)")
+    port: int = Field(default=8000, ge=1, le=65535)
+    ray_address: str | None = Field(
+        default=None, description="a Ray cluster's job server (http://HEAD:8265): studies "
+        "are submitted there as Ray Jobs; unset, each study's driver is a local process")
+    max_body_bytes: int = Field(default=1 << 20, ge=1024,
+                                description="the largest request body accepted (413 above)")
+    admin_token: SecretStr | None = Field(
+        default=None, description=f"a bearer token with admin rights (at least "
+        f"{MIN_TOKEN_LENGTH} characters), besides those of 'optistudy token create'")
+    allow_module_models: bool = Field(
+        default=False, description="accept specs with model type 'module' (imports the "
+        "named Python code on the cluster: for trusted users only)")
+    report_seeds: int = Field(default=64, ge=2, le=10_000,
+                              description="fresh seeds a report re-runs each arm's best on")
+    reconcile_seconds: float = Field(default=1.0, gt=0.0,
+                                     description="how often the drivers' state is checked")
+    cancel_grace_seconds: float = Field(default=10.0, ge=0.0,
+                                        description="from SIGTERM to SIGKILL on cancel")
+
+    @field_validator("home")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"OPTISTUDY_ADMIN_TOKEN is too short (allowed: at least "
+                             f"{MIN_TOKEN_LENGTH} characters, e.g. from "
+                             "'python -c \"import secrets; print(secrets.token_urlsafe(32))\"')")
+        return value
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'service.db'}"
+        return self
