@@ -36,10 +36,30 @@ def describe(error: ValidationError) -> list[str]:
     return lines
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: ``1e-06`` (as JSON writes it) is a
+    number, not the string YAML 1.1 makes of an exponent without a dot."""
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely (no Python objects), with YAML 1.2 floats."""
+    return yaml.load(text, Loader=_SpecLoader)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from ``path``, or a SpecError saying why not."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except OSError as error:
         raise SpecError(str(path), [f"cannot read the file ({error.strerror})"]) from error
     except yaml.YAMLError as error:

@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 from fastapi import HTTPException, Request, status
 
+from studies.specs import load_yaml
+
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 MAX_VALUES = 100_000
@@ -35,7 +37,7 @@ def parse_mapping(body: bytes, content_type: str) -> dict[str, Any]:
                             f"{', '.join(JSON_TYPES + YAML_TYPES)})")
     try:
         text = body.decode()
-        data = json.loads(text) if media in JSON_TYPES else yaml.safe_load(text)
+        data = json.loads(text) if media in JSON_TYPES else load_yaml(text)
     except (UnicodeDecodeError, ValueError, yaml.YAMLError, RecursionError) as error:
         kind = "JSON" if media in JSON_TYPES else "YAML"
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -42,6 +42,8 @@ class MlflowRecorder(tune.Callback):
 
     def __init__(self, home: Home, study: str, task: str, arm: str, optimizer: str, *,
                  plots: PLOTS = "best"):
+        # downloads (the best trial's files, for its plots) would draw progress bars
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.client = MlflowClient(tracking_uri(home))
         self.plots = plots
         self.study, self.task, self.arm, self.optimizer = study, task, arm, optimizer

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import typing
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -15,7 +16,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 import optimizers
 from studies import catalog, tasks
 from studies.engine import TrainConfig
-from studies.specs import SpecError, parse
+from studies.specs import SpecError, parse, read_yaml
 from studies.study import Arm, Choice, FloatRange, IntRange, Objective, Sampler, StudySpec, TaskSpec
 from studies.study.arm import OVERRIDABLE
 
@@ -633,3 +634,11 @@ def test_the_xor_catalog_compares_every_algorithm_and_variant() -> None:
 def test_an_unknown_catalog_study_is_reported() -> None:
     with pytest.raises(ValueError, match="Unknown catalog study 'mnist' \\(allowed: digits, "):
         catalog.load("mnist")
+
+
+def test_a_spec_written_as_json_keeps_its_exponent_floats(tmp_path: Path) -> None:
+    # YAML 1.1 (PyYAML's default) reads JSON's 1e-06 as a string; specs use YAML 1.2 floats
+    path = tmp_path / "spec.json"
+    path.write_text('{"delta_min": 1e-06, "lr": 1E3, "quoted": "1e-06", "seeds": 32}')
+    assert read_yaml(path) == {"delta_min": 1e-06, "lr": 1000.0, "quoted": "1e-06",
+                               "seeds": 32}
