@@ -5,6 +5,7 @@ runs a dead driver left RUNNING end KILLED."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -33,15 +34,34 @@ PLOTS = Literal["best", "all", "none"]
 
 
 def tracking_uri(home: Home) -> str:
-    """``MLFLOW_TRACKING_URI``, or an SQLite store in the data dir."""
-    return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home.root / 'mlflow.db'}")
+    """``MLFLOW_TRACKING_URI``, or an SQLite store in the data dir (created if missing)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    store = home.root / "mlflow.db"
+    if not store.exists():
+        _create_store(store)
+    return f"sqlite:///{store}"
+
+
+def _create_store(store: Path) -> None:
+    """Create the SQLite store whole or not at all: MLflow builds its schema in many steps,
+    and a process killed (or a second one starting) halfway would leave a store no one can
+    open. The schema is built in a file of this process's own, then linked into place,
+    which fails harmlessly if another process got there first."""
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=store.parent, prefix=".mlflow-") as folder:
+        building = Path(folder) / "mlflow.db"
+        MlflowClient(f"sqlite:///{building}").search_experiments(max_results=1)
+        with contextlib.suppress(FileExistsError):
+            os.link(building, store)
 
 
 class MlflowRecorder(tune.Callback):
     """Records one (task, arm) of a study; a Ray Tune callback in the driver."""
 
     def __init__(self, home: Home, study: str, task: str, arm: str, optimizer: str, *,
-                 plots: PLOTS = "best"):
+                 plots: PLOTS = "best", arm_spec: dict[str, Any] | None = None):
         # downloads (the best trial's files, for its plots) would draw progress bars
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.client = MlflowClient(tracking_uri(home))
@@ -52,7 +72,7 @@ class MlflowRecorder(tune.Callback):
         self.experiment_id = (experiment.experiment_id if experiment is not None else
                               self.client.create_experiment(
                                   name, artifact_location=(home.root / "mlartifacts").as_uri()))
-        self.parent_id = self._parent()
+        self.parent_id = self._parent(arm_spec or {})
         self.runs: dict[int, str] = {}
 
     def _find(self, extra: str) -> list[Any]:
@@ -64,7 +84,9 @@ class MlflowRecorder(tune.Callback):
         return {"optistudy.study": self.study, "optistudy.task": self.task,
                 "optistudy.arm": self.arm, "optistudy.optimizer": self.optimizer}
 
-    def _parent(self) -> str:
+    def _parent(self, arm_spec: dict[str, Any]) -> str:
+        """The arm's run (continued if it exists), with the arm's spec as params (its
+        optimizer, fixed values, search space), so the compare view lines arms up."""
         found = self._find("tags.`optistudy.role` = 'arm'")
         if found:
             run_id: str = found[0].info.run_id
@@ -72,6 +94,7 @@ class MlflowRecorder(tune.Callback):
             return run_id
         run = self.client.create_run(self.experiment_id, run_name=f"{self.task}/{self.arm}",
                                      tags={**self._tags(), "optistudy.role": "arm"})
+        self.client.log_batch(run.info.run_id, params=params_of({"arm": arm_spec}))
         return str(run.info.run_id)
 
     def _trial_run(self, number: int, ray_trial_id: str) -> str:

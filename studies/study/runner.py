@@ -154,7 +154,7 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
         reporter = _ProgressReporter(f"{task.name}/{arm.name}", spec.trials_per_arm, done,
                                      targets.metrics[0], targets.modes[0], progress)
         recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer,
-                                  plots=spec.plots)
+                                  plots=spec.plots, arm_spec=arm.model_dump(mode="json"))
         scheduler = None
         if spec.scheduler.name == "asha" and len(targets.metrics) == 1:
             scheduler = ASHAScheduler(time_attr="epoch", metric=targets.metrics[0],
@@ -174,7 +174,7 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
         tuner.fit()
     else:
         recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer,
-                                  plots=spec.plots)
+                                  plots=spec.plots, arm_spec=arm.model_dump(mode="json"))
         progress(f"  {task.name}/{arm.name}: {done}/{spec.trials_per_arm} trials (done)")
     trials = trial_records(study)
     best = _best(trials, targets.metrics[0], targets.modes[0])

@@ -76,7 +76,8 @@ def _trials(home: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False)
 
 
-def _assert_recorded_in_mlflow(home: Path, study: str, trials: int) -> None:
+def _assert_recorded_in_mlflow(home: Path, study: str, trials: int, *, max_epochs: int = 200,
+                               seeds: int = 16) -> None:
     """One run per Optuna trial under a parent run per arm, none left RUNNING, with the
     trial's metrics, per-epoch curves and artifacts."""
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
@@ -100,10 +101,11 @@ def _assert_recorded_in_mlflow(home: Path, study: str, trials: int) -> None:
             assert child.data.tags["optistudy.optimizer"] in ("rprop", "steepest_descent")
         # a trial a killed driver never saw end has its ledger metrics only ("unknown")
         seen = [r for r in children if r.data.tags["ray.trial_id"] != "unknown"]
-        _assert_trial_run(client, seen[0], study, arm)
+        _assert_trial_run(client, seen[0], study, arm, max_epochs, seeds)
         best = parent.data.tags["optistudy.best_trial"]
         best_run = next(r for r in children if r.data.tags["optuna.trial_number"] == best)
         assert parent.data.metrics["best_success_rate"] == best_run.data.metrics["success_rate"]
+        assert parent.data.params["arm.optimizer"] == best_run.data.tags["optistudy.optimizer"]
         if best_run not in seen:
             continue
         plots = {"plots/loss_curves.png", "plots/decision_boundary.png"}
@@ -114,7 +116,8 @@ def _assert_recorded_in_mlflow(home: Path, study: str, trials: int) -> None:
             path.replace("plots/", "best_trial/") for path in plots} | {"best_trial/seeds.csv"}
 
 
-def _assert_trial_run(client: MlflowClient, run: Any, study: str, arm: str) -> None:
+def _assert_trial_run(client: MlflowClient, run: Any, study: str, arm: str, max_epochs: int,
+                      seeds: int) -> None:
     """A trial's run: its tags link it to Optuna and Ray; its params hold the full
     configuration; its metrics the summary, per-epoch curves and optimizer telemetry; its
     artifacts the per-seed files."""
@@ -122,8 +125,8 @@ def _assert_trial_run(client: MlflowClient, run: Any, study: str, arm: str) -> N
     assert tags["optistudy.study"] == study and tags["optistudy.task"] == "xor"
     assert tags["optistudy.arm"] == arm and tags["optuna.trial_number"].isdigit()
     params = run.data.params
-    assert params["config.task"] == "xor" and params["config.stop.max_epochs"] == "200"
-    assert params["config.loss"] == "sse" and params["config.seeds"] == "16"
+    assert params["config.task"] == "xor" and params["config.stop.max_epochs"] == str(max_epochs)
+    assert params["config.loss"] == "sse" and params["config.seeds"] == str(seeds)
     searched = ("delta0", "eta_plus") if arm == "iRprop-plus" else ("lr", "momentum")
     for name in searched:
         assert float(params[f"config.optimizer.{name}"]) == float(
@@ -145,9 +148,9 @@ def _assert_trial_run(client: MlflowClient, run: Any, study: str, arm: str) -> N
         table = Path(client.download_artifacts(run_id, "seeds.csv", folder)).read_text()
         weights = np.load(client.download_artifacts(run_id, "weights.npz", folder))
         assert table.splitlines()[0].startswith("seed,status,epochs,final_loss")
-        assert len(table.splitlines()) == 17
-        assert weights["initial"].shape == weights["final"].shape == (16, 9)
-        assert list(weights["seeds"]) == list(range(16))
+        assert len(table.splitlines()) == seeds + 1
+        assert weights["initial"].shape == weights["final"].shape == (seeds, 9)
+        assert list(weights["seeds"]) == list(range(seeds))
 
 
 def _assert_exact_budget(home: Path, study: str, trials: int, seeds: int = 16) -> None:
@@ -237,7 +240,7 @@ def test_a_killed_driver_resumes_to_exactly_the_budget(tmp_path: Path) -> None:
     resumed = _optistudy(tmp_path, "study", "resume", "killed")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_exact_budget(tmp_path, "killed", 6, seeds=64)
-    _assert_recorded_in_mlflow(tmp_path, "killed", 6)
+    _assert_recorded_in_mlflow(tmp_path, "killed", 6, max_epochs=400, seeds=64)
     assert "complete" in _optistudy(tmp_path, "study", "list").stdout
 
 
