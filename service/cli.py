@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from service.bench_cli import bench_app
+
 if TYPE_CHECKING:
     from service.settings import Settings
     from studies.study import StudySpec
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="optistudy: compare neural-network training algorithms, fairly and fast.")
+app.add_typer(bench_app, name="bench")
 
 
 def _fail(error: ValueError) -> None:
