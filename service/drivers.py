@@ -5,6 +5,7 @@ Both outlive the service, so a restarted service finds them again by their id.""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -25,7 +26,12 @@ LOG_FILE = "driver.log"
 LOG_TAIL = 2000
 PROC = Path("/proc")
 FORWARDED = ("OPTISTUDY_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI")
-"""The variables a Ray Job driver is given: the shared stores the service reads too."""
+"""The variables a Ray Job driver is given (with the service's data dir as
+``OPTISTUDY_HOME``): the shared stores the service reads too."""
+IN_FLIGHT = ("PENDING", "RUNNING")
+"""The Ray job statuses of a driver not yet ended (``ray.job_submission.JobStatus``)."""
+NOT_FOUND = "Request failed with status code 404"
+"""How Ray's job client says that the cluster does not know a job."""
 
 
 class Driver(Protocol):
@@ -136,45 +142,66 @@ class LocalDrivers:
 
 class RayJobs:
     """Drivers as Ray Jobs on the cluster whose job server is at ``address``: the spec is
-    sent in the job's working dir, the shared stores' addresses in its environment."""
+    sent in the job's working dir; the job's environment names the service's data dir and
+    the shared stores (so the driver records where the service reads) and the cancel grace
+    period (Ray's SIGTERM-to-SIGKILL wait on ``stop_job``)."""
 
     kind = "ray-job"
 
-    def __init__(self, address: str, home: Home):
+    def __init__(self, address: str, home: Home, *, grace_seconds: float = 10.0):
         from ray.job_submission import JobSubmissionClient
 
         self.client = JobSubmissionClient(address)
         self.home = home
+        self.grace_seconds = grace_seconds
 
     def launch(self, name: str) -> str:
-        forwarded = {key: os.environ[key] for key in FORWARDED if key in os.environ}
+        from ray.exceptions import RayError
+
+        environment = {key: os.environ[key] for key in FORWARDED if key in os.environ}
+        environment["OPTISTUDY_HOME"] = str(self.home.root)
+        environment["RAY_JOB_STOP_WAIT_TIME_S"] = str(math.ceil(self.grace_seconds))
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / SPEC_FILE).write_bytes(write_spec(self.home, name).read_bytes())
-            return self.client.submit_job(
-                entrypoint=f"optistudy study run {SPEC_FILE}",
-                runtime_env={"working_dir": folder, "env_vars": forwarded},
-                metadata={"optistudy.study": name})
+            try:
+                return self.client.submit_job(
+                    entrypoint=f"optistudy study run {SPEC_FILE}",
+                    runtime_env={"working_dir": folder, "env_vars": environment},
+                    metadata={"optistudy.study": name})
+            except RayError as error:  # e.g. a missing or wrong Ray token
+                raise RuntimeError(str(error)) from error
+
+    def _status(self, driver_id: str) -> str | None:
+        """The job's status; None where the cluster does not know the job (a head restarted
+        without its GCS state): its driver is gone."""
+        try:
+            return self.client.get_job_status(driver_id)
+        except RuntimeError as error:
+            if str(error).startswith(NOT_FOUND):
+                return None
+            raise
 
     def phase(self, driver_id: str, name: str) -> Phase:
-        from ray.job_submission import JobStatus
-
-        status = self.client.get_job_status(driver_id)
-        if status == JobStatus.PENDING:
+        status = self._status(driver_id)
+        if status == "PENDING":
             return "queued"
-        if status == JobStatus.RUNNING:
+        if status == "RUNNING":
             return "running"
-        return "succeeded" if status == JobStatus.SUCCEEDED else "failed"
+        return "succeeded" if status == "SUCCEEDED" else "failed"
 
     def error(self, driver_id: str, name: str) -> str:
+        if self._status(driver_id) is None:
+            return f"Ray job {driver_id} is unknown to the cluster (its head restarted?)"
         info = self.client.get_job_info(driver_id)
         logs = self.client.get_job_logs(driver_id)[-LOG_TAIL:]
         return f"Ray job {driver_id} ended {info.status}: {info.message or ''}\n{logs}"
 
     def stop(self, driver_id: str, grace_seconds: float) -> None:
-        from ray.job_submission import JobStatus
-
+        """``stop_job`` (SIGTERM to the driver, SIGKILL after the job's
+        ``RAY_JOB_STOP_WAIT_TIME_S``), then wait until the job has ended."""
+        if self._status(driver_id) not in IN_FLIGHT:
+            return
         self.client.stop_job(driver_id)
         deadline = time.monotonic() + grace_seconds + 30.0
-        while time.monotonic() < deadline and self.client.get_job_status(driver_id) in (
-                JobStatus.PENDING, JobStatus.RUNNING):
+        while time.monotonic() < deadline and self._status(driver_id) in IN_FLIGHT:
             time.sleep(0.5)

@@ -36,7 +36,8 @@ class Execution:
         self.home = Home(settings.home)
         self.drivers: dict[str, Driver] = {"local": LocalDrivers(self.home)}
         if settings.ray_address:
-            self.drivers["ray-job"] = RayJobs(settings.ray_address, self.home)
+            self.drivers["ray-job"] = RayJobs(settings.ray_address, self.home,
+                                              grace_seconds=settings.cancel_grace_seconds)
         self.driver = self.drivers["ray-job" if settings.ray_address else "local"]
         self.lock = threading.Lock()
         self.report_lock = threading.Lock()
