@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api import health, studies
+from service.api import benchmarks, health, schedules, studies
 from service.api.limits import BodyLimit
 from service.database import open_database
 from service.execution import Execution
+from service.scheduler import Scheduler
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ def _watch(execution: Execution, sessions: sessionmaker[Session], every: float,
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service for ``settings`` (default: from the environment). At start it migrates
     the database and reconciles every study it believes queued or running with its driver;
-    then it checks them every ``reconcile_seconds``. Drivers outlive the service."""
+    then it checks them every ``reconcile_seconds``. Drivers outlive the service. The
+    benchmark scheduler checks the schedules every ``scheduler_seconds``."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -47,9 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watcher = threading.Thread(target=_watch, name="optistudy-reconcile", daemon=True,
                                    args=(execution, sessions, settings.reconcile_seconds, stop))
         watcher.start()
+        scheduler = threading.Thread(target=Scheduler(settings, sessions).loop, args=(stop,),
+                                     name="optistudy-scheduler", daemon=True)
+        scheduler.start()
         yield
         stop.set()
         watcher.join(timeout=30)
+        scheduler.join(timeout=30)
 
     app = FastAPI(title="optistudy", lifespan=lifespan,
                   description="Submit, watch and cancel optistudy studies; read their reports. "
@@ -58,4 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(studies.router)
+    app.include_router(schedules.router)
+    app.include_router(benchmarks.router)
     return app

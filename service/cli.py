@@ -200,9 +200,11 @@ def ui(
     import os
 
     from studies.study.home import Home
-    from studies.study.recording import tracking_uri
+    from studies.study.recording import tracking_client, tracking_uri
 
-    uri = tracking_uri(Home.from_environment())
+    home = Home.from_environment()
+    tracking_client(home)  # the store created whole before the UI opens it
+    uri = tracking_uri(home)
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} for {uri}")
     mlflow = Path(sys.executable).with_name("mlflow")
     os.execv(str(mlflow), [str(mlflow), "ui", "--backend-store-uri", uri, "--host",

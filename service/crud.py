@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.models import IN_FLIGHT, Study, StudyStatus, Token
+from service.models import IN_FLIGHT, BenchmarkRun, Schedule, Study, StudyStatus, Token
 from service.tokens import new_token, token_hash
 
 
@@ -80,3 +81,35 @@ def list_studies(session: Session, *, owner: str | None, status: StudyStatus | N
 def studies_in_flight(session: Session) -> list[Study]:
     """The studies the database believes queued or running."""
     return list(session.scalars(select(Study).where(Study.status.in_(IN_FLIGHT))))
+
+
+def create_schedule(session: Session, *, owner: str, cron: str, suite: str,
+                    baseline: str | None, next_slot: datetime) -> Schedule:
+    schedule = Schedule(owner=owner, cron=cron, suite=suite, baseline=baseline,
+                        enabled=True, next_slot=next_slot)
+    session.add(schedule)
+    session.commit()
+    return schedule
+
+
+def list_schedules(session: Session, *, owner: str | None) -> list[Schedule]:
+    """Every schedule of ``owner`` (None: of every owner), oldest first."""
+    query = select(Schedule)
+    if owner is not None:
+        query = query.where(Schedule.owner == owner)
+    return list(session.scalars(query.order_by(Schedule.created_at, Schedule.id)))
+
+
+def list_benchmark_runs(session: Session, *, owner: str | None,
+                        schedule_id: uuid.UUID | None, offset: int,
+                        limit: int) -> tuple[list[BenchmarkRun], int]:
+    """A page of scheduled benchmark runs, newest slot first, and how many there are."""
+    query = select(BenchmarkRun)
+    if owner is not None:
+        query = query.where(BenchmarkRun.owner == owner)
+    if schedule_id is not None:
+        query = query.where(BenchmarkRun.schedule_id == schedule_id)
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = session.scalars(query.order_by(BenchmarkRun.slot.desc(), BenchmarkRun.id.desc())
+                           .offset(offset).limit(limit))
+    return list(page), count

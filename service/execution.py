@@ -12,13 +12,12 @@ from sqlalchemy.orm import Session
 from service import crud
 from service.drivers import Driver, LocalDrivers, RayJobs
 from service.models import IN_FLIGHT, Study, StudyStatus, now
-from service.progress import tracking
 from service.settings import Settings
 from studies.study import StudySpec, report, runner
 from studies.study.cancel import end_running
 from studies.study.home import Home
 from studies.study.ledger import experiment_name
-from studies.study.recording import tracking_uri
+from studies.study.recording import tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class Execution:
             session.rollback()
             raise Conflict(f"the data dir holds a study named {spec.name!r} already (one run "
                            "with the CLI): choose another name")
-        tracking(tracking_uri(self.home))
+        tracking_client(self.home)  # created now: drivers never race to create it
         try:
             study.driver_id = self.driver.launch(spec.name)
         except (OSError, RuntimeError) as error:

@@ -1,4 +1,5 @@
-"""The service database: API tokens and the studies submitted through the service."""
+"""The service database: API tokens, the studies submitted through the service, and the
+benchmark schedules with the runs they made."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -70,3 +80,56 @@ class Study(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class Schedule(Base):
+    """A benchmark suite checked on a cron schedule (UTC): at each slot the scheduler runs
+    ``optistudy bench run SUITE --check [--baseline RUN]``. ``suite`` is a shipped suite's
+    name or that of a file ``suites/NAME.yaml`` in the data dir; ``baseline`` None: the
+    suite's promoted baseline. ``next_slot`` is the next fire time not yet claimed."""
+
+    __tablename__ = "schedules"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    cron: Mapped[str] = mapped_column(String(100))
+    suite: Mapped[str] = mapped_column(String(100))
+    baseline: Mapped[str | None] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    next_slot: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class BenchmarkRunStatus(StrEnum):
+    running = "running"
+    finished = "finished"
+
+
+class Verdict(StrEnum):
+    ok = "ok"
+    regressed = "regressed"
+    error = "error"
+
+
+class BenchmarkRun(Base):
+    """One slot of a schedule, run once: the row is inserted to claim the slot, and the
+    unique (schedule_id, slot) makes a second claim (a restarted or a second service) fail.
+    Runs outlive their schedule (``schedule_id`` is kept, not a foreign key).
+    ``host``/``service_pid``/``pid``: where it runs, to tell a run whose service died."""
+
+    __tablename__ = "benchmark_runs"
+    __table_args__ = (UniqueConstraint("schedule_id", "slot", name="uq_benchmark_runs_slot"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    suite: Mapped[str] = mapped_column(String(100))
+    slot: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[BenchmarkRunStatus] = mapped_column(String(16), index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    host: Mapped[str] = mapped_column(String(200))
+    service_pid: Mapped[int] = mapped_column(Integer)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    bench_run_id: Mapped[str | None] = mapped_column(String(100))
+    verdict: Mapped[Verdict | None] = mapped_column(String(16))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    summary: Mapped[str | None] = mapped_column(Text)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.models import StudyStatus
+from service.models import BenchmarkRunStatus, StudyStatus, Verdict
 
 STUDY_CREATE_SCHEMA: dict[str, Any] = {
     "title": "StudyCreate",
@@ -78,6 +78,68 @@ class StudyDetail(StudyPublic):
     objective_metric: str
     progress: list[ArmProgress]
     mlflow: MlflowExperiment | None
+
+
+class ScheduleCreate(BaseModel):
+    """A suite checked on a cron schedule: ``optistudy bench run SUITE --check`` at each
+    slot."""
+
+    model_config = ConfigDict(extra="forbid")
+    cron: str = Field(max_length=100, description="5 fields (minute hour day-of-month month "
+                                                  "day-of-week), UTC, e.g. '0 3 * * *'")
+    suite: str = Field(max_length=100, description="a shipped suite (classic) or a file "
+                                                   "suites/NAME.yaml in the data dir, by name")
+    baseline: str | None = Field(default=None, max_length=100,
+                                 description="the run to check against (default: the "
+                                             "suite's promoted baseline)")
+
+
+class SchedulePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    owner: str
+    cron: str
+    suite: str
+    baseline: str | None
+    enabled: bool
+    created_at: datetime
+    next_slot: datetime = Field(description="the next slot (UTC) to run")
+
+
+class SchedulesPublic(BaseModel):
+    data: list[SchedulePublic]
+    count: int
+
+
+class BenchmarkRunsQuery(BaseModel):
+    """A page of scheduled benchmark runs, newest slot first, optionally of one schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+    offset: int = Field(default=0, ge=0, le=1_000_000_000)
+    limit: int = Field(default=100, ge=1, le=100)
+    schedule_id: uuid.UUID | None = None
+
+
+class BenchmarkRunPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    schedule_id: uuid.UUID | None
+    owner: str
+    suite: str
+    slot: datetime
+    status: BenchmarkRunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    bench_run_id: str | None = Field(description="the stored bench run ('optistudy bench "
+                                                 "list SUITE')")
+    verdict: Verdict | None = Field(description="ok (exit 0), regressed (exit 1) or error")
+    exit_code: int | None
+    summary: str | None = Field(description="the end of the bench run's output")
+
+
+class BenchmarkRunsPublic(BaseModel):
+    data: list[BenchmarkRunPublic]
+    count: int = Field(description="how many runs match, on every page")
 
 
 class Problems(BaseModel):

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
                               description="fresh seeds a report re-runs each arm's best on")
     reconcile_seconds: float = Field(default=1.0, gt=0.0,
                                      description="how often the drivers' state is checked")
+    scheduler_seconds: float = Field(default=1.0, gt=0.0,
+                                     description="how often the benchmark schedules are "
+                                                 "checked for a due slot")
     cancel_grace_seconds: float = Field(default=10.0, ge=0.0,
                                         description="from SIGTERM to SIGKILL on cancel")
 

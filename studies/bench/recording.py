@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, RunTag
-from mlflow.tracking import MlflowClient
 
 from studies.bench.check import CheckReport, EntryCheck
 from studies.bench.results import BenchRun, EntryResult
 from studies.study.home import Home
 from studies.study.mlflow_values import metrics_of, params_of
-from studies.study.recording import tracking_uri
+from studies.study.recording import tracking_client
 
 SEEDS_FILE = "seeds.csv"
 ENTRY_FILE = "entry.json"
@@ -36,7 +35,7 @@ class BenchRecorder:
     """Records one bench run from the driver (the only writer)."""
 
     def __init__(self, home: Home, suite: str, run_id: str, suite_digest: str):
-        self.client = MlflowClient(tracking_uri(home))
+        self.client = tracking_client(home)
         name = experiment_name(suite)
         experiment = self.client.get_experiment_by_name(name)
         self.experiment_id = (experiment.experiment_id if experiment is not None else

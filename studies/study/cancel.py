@@ -7,12 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import optuna
-from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from studies.study.home import Home
 from studies.study.ledger import experiment_name, load
-from studies.study.recording import tracking_uri
+from studies.study.recording import tracking_client
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def end_running(home: Home, name: str) -> Ended:
             for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 study.tell(trial.number, state=TrialState.FAIL)
                 trials += 1
-    client = MlflowClient(tracking_uri(home))
+    client = tracking_client(home)
     experiment = client.get_experiment_by_name(f"optistudy/{spec.name}")
     runs = 0
     if experiment is not None:

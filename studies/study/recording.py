@@ -34,14 +34,17 @@ PLOTS = Literal["best", "all", "none"]
 
 
 def tracking_uri(home: Home) -> str:
-    """``MLFLOW_TRACKING_URI``, or an SQLite store in the data dir (created if missing)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
+    """``MLFLOW_TRACKING_URI``, or an SQLite store in the data dir."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home.root / 'mlflow.db'}"
+
+
+def tracking_client(home: Home) -> MlflowClient:
+    """A client of the tracking store, the data dir's SQLite store created if missing."""
+    uri = tracking_uri(home)
     store = home.root / "mlflow.db"
-    if not store.exists():
+    if uri == f"sqlite:///{store}" and not store.exists():
         _create_store(store)
-    return f"sqlite:///{store}"
+    return MlflowClient(uri)
 
 
 def _create_store(store: Path) -> None:
@@ -64,7 +67,7 @@ class MlflowRecorder(tune.Callback):
                  plots: PLOTS = "best", arm_spec: dict[str, Any] | None = None):
         # downloads (the best trial's files, for its plots) would draw progress bars
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        self.client = MlflowClient(tracking_uri(home))
+        self.client = tracking_client(home)
         self.plots = plots
         self.study, self.task, self.arm, self.optimizer = study, task, arm, optimizer
         name = f"optistudy/{study}"

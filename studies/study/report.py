@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
-from mlflow.tracking import MlflowClient
 
 from studies.engine import train
 from studies.report import ArmOutcome, compare_arms, performance_profile
@@ -18,7 +17,7 @@ from studies.study import report_plots
 from studies.study.document import Block, Bullets, Document, Heading, Image, Paragraph, Table
 from studies.study.home import Home
 from studies.study.ledger import experiment_name, load
-from studies.study.recording import tracking_uri
+from studies.study.recording import tracking_client
 from studies.study.runner import best_trial
 from studies.study.spec import StudySpec, TaskSpec
 
@@ -132,7 +131,7 @@ def build(home: Home, name: str, *, seeds: int = 64,
 
 
 def _log(home: Home, name: str, folder: Path) -> None:
-    client = MlflowClient(tracking_uri(home))
+    client = tracking_client(home)
     experiment = client.get_experiment_by_name(f"optistudy/{name}")
     if experiment is None:
         experiment_id = client.create_experiment(

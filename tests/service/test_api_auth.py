@@ -56,9 +56,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 def _routes(service: Service) -> list[tuple[str, str]]:
-    """Every (method, path) the OpenAPI schema lists but /health, with the study's id."""
+    """Every (method, path) the OpenAPI schema lists but /health, with the study's id (and
+    a schedule id)."""
     schema = httpx.get(f"{service.url}/openapi.json").json()
-    return [(method.upper(), path.replace("{study_id}", service.study_id))
+    return [(method.upper(), path.replace("{study_id}", service.study_id)
+             .replace("{schedule_id}", "00000000-0000-4000-8000-000000000000"))
             for path, operations in schema["paths"].items() if path != "/health"
             for method in operations]
 
@@ -82,7 +84,8 @@ def test_every_route_of_the_app_is_in_the_openapi_schema(service: Service) -> No
 def test_every_route_but_health_refuses_a_missing_or_bad_token(
         service: Service, credential: str | None) -> None:
     routes = _routes(service)
-    assert ("POST", "/studies") in routes and len(routes) == 5
+    assert ("POST", "/studies") in routes and ("POST", "/schedules") in routes
+    assert len(routes) == 9
     if credential == "Bearer revoked":
         credential = f"Bearer {service.tokens['revoked']}"
     headers = {"Content-Type": "application/json"}
