@@ -84,8 +84,8 @@ def studies_in_flight(session: Session) -> list[Study]:
 
 
 def create_schedule(session: Session, *, owner: str, cron: str, suite: str,
-                    baseline: str | None, next_slot: datetime) -> Schedule:
-    schedule = Schedule(owner=owner, cron=cron, suite=suite, baseline=baseline,
+                    baseline: str | None, missed: str, next_slot: datetime) -> Schedule:
+    schedule = Schedule(owner=owner, cron=cron, suite=suite, baseline=baseline, missed=missed,
                         enabled=True, next_slot=next_slot)
     session.add(schedule)
     session.commit()

@@ -95,6 +95,8 @@ class Schedule(Base):
     suite: Mapped[str] = mapped_column(String(100))
     baseline: Mapped[str | None] = mapped_column(String(100))
     enabled: Mapped[bool] = mapped_column(default=True)
+    missed: Mapped[str] = mapped_column(String(10), default="run_once")
+    """Slots missed while no service ran: ``run_once`` (the latest, once) or ``skip``."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     next_slot: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 

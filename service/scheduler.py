@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from croniter import croniter
@@ -77,11 +77,21 @@ def latest_fire(cron: str, at_or_before: datetime) -> datetime | None:
     return following if following is not None and following <= moment else previous
 
 
-def slot_to_run(cron: str, next_slot: datetime, moment: datetime) -> datetime:
-    """The slot to run when ``next_slot`` has come by ``moment``: the latest slot missed (at
-    most one catch-up; older missed slots are skipped), ``next_slot`` itself if none later."""
+MISSED_AFTER = timedelta(minutes=1)
+"""A slot still unclaimed this long after its time was missed (no service was running)."""
+
+
+def slot_to_run(cron: str, next_slot: datetime, moment: datetime,
+                missed: str = "run_once") -> datetime | None:
+    """The slot to run when ``next_slot`` has come by ``moment``: the latest slot due
+    (``next_slot`` itself if none later; older missed slots never run). If that slot was
+    missed (more than ``MISSED_AFTER`` ago), ``missed`` decides: ``run_once`` runs it now,
+    ``skip`` runs nothing (None) and waits for the next slot."""
     latest = latest_fire(cron, moment)
-    return latest if latest is not None and latest > next_slot else next_slot
+    slot = latest if latest is not None and latest > next_slot else next_slot
+    if missed == "skip" and moment - slot > MISSED_AFTER:
+        return None
+    return slot
 
 
 def suite_reference(home: Path, name: str) -> str:
@@ -168,7 +178,13 @@ class Scheduler:
             schedule = session.get(Schedule, schedule_id)
             if schedule is None or not schedule.enabled or schedule.next_slot > moment:
                 return None
-            slot = slot_to_run(schedule.cron, schedule.next_slot, moment)
+            slot = slot_to_run(schedule.cron, schedule.next_slot, moment, schedule.missed)
+            if slot is None:
+                log.warning("schedule %s: slots since %s were missed; skipped (missed: skip)",
+                            schedule.id, schedule.next_slot)
+                self._advance(schedule, next_fire(schedule.cron, moment))
+                session.commit()
+                return None
             if slot > schedule.next_slot:
                 log.warning("schedule %s: slots from %s to before %s were missed; running "
                             "only %s", schedule.id, schedule.next_slot, slot, slot)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,6 +92,9 @@ class ScheduleCreate(BaseModel):
     baseline: str | None = Field(default=None, max_length=100,
                                  description="the run to check against (default: the "
                                              "suite's promoted baseline)")
+    missed: Literal["run_once", "skip"] = Field(
+        default="run_once", description="slots missed while no service ran: run the latest "
+        "once when the service is back, or skip them")
 
 
 class SchedulePublic(BaseModel):
@@ -101,6 +104,7 @@ class SchedulePublic(BaseModel):
     cron: str
     suite: str
     baseline: str | None
+    missed: str
     enabled: bool
     created_at: datetime
     next_slot: datetime = Field(description="the next slot (UTC) to run")

@@ -66,7 +66,8 @@ def create_schedule(owner: CurrentOwner, data: Annotated[dict[str, Any], Depends
                     session: SessionDep, settings: SettingsDep) -> SchedulePublic:
     """Check a suite on a cron schedule (UTC): at each slot the service runs ``optistudy
     bench run SUITE --check`` against the baseline. A slot runs once, whatever restarts or
-    service instances; of the slots missed while no service ran, only the latest runs."""
+    service instances; of the slots missed while no service ran, only the latest runs, once
+    (``missed: run_once``), or none (``missed: skip``)."""
     try:
         create = parse(ScheduleCreate, data, "the request body")
     except SpecError as error:
@@ -78,7 +79,7 @@ def create_schedule(owner: CurrentOwner, data: Annotated[dict[str, Any], Depends
                             problems or ["cron: it never fires"])
     schedule = crud.create_schedule(session, owner=owner.name, cron=create.cron,
                                     suite=create.suite, baseline=create.baseline,
-                                    next_slot=first)
+                                    missed=create.missed, next_slot=first)
     return SchedulePublic.model_validate(schedule)
 
 

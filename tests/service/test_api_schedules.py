@@ -187,6 +187,15 @@ def test_of_the_slots_missed_only_the_latest_runs() -> None:
     assert slot_to_run(NIGHTLY, soon, moment) == soon
 
 
+def test_a_schedule_that_skips_missed_slots_runs_only_slots_on_time() -> None:
+    moment = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
+    long_ago = datetime(2026, 3, 1, 3, tzinfo=UTC)
+    assert slot_to_run(NIGHTLY, long_ago, moment, "skip") is None
+    on_time = datetime(2026, 3, 10, 3, 0, 30, tzinfo=UTC)  # 30 s after the 03:00 slot
+    assert slot_to_run(NIGHTLY, datetime(2026, 3, 10, 3, tzinfo=UTC), on_time,
+                       "skip") == datetime(2026, 3, 10, 3, tzinfo=UTC)
+
+
 def _bench(home: Path, *arguments: str) -> str:
     result = subprocess.run([sys.executable, "-m", "service.cli", "bench", *arguments],
                             env={**os.environ, "OPTISTUDY_HOME": str(home)},

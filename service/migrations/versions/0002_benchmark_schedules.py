@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("suite", sa.String(100), nullable=False),
         sa.Column("baseline", sa.String(100), nullable=True),
         sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("missed", sa.String(10), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("next_slot", sa.DateTime(timezone=True), nullable=False, index=True),
     )
