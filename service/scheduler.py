@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.models import BenchmarkRun, BenchmarkRunStatus, Schedule, Verdict, now
 from service.settings import Settings
 from studies import benchmarks
+from studies.study.ledger import process_alive
 from studies.study.names import check_name
 
 log = logging.getLogger(__name__)
@@ -109,18 +110,6 @@ def suite_reference(home: Path, name: str) -> str:
                      "the data dir)")
 
 
-def _alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Scheduler:
     """Claims due slots and runs them, each in a thread waiting on its bench process."""
 
@@ -151,7 +140,7 @@ class Scheduler:
                     BenchmarkRun.host == self.host)):
                 with self._lock:
                     ours = run.id in self.running
-                if ours or _alive(run.service_pid) or _alive(run.pid):
+                if ours or process_alive(run.service_pid) or process_alive(run.pid):
                     continue
                 run.status, run.verdict = BenchmarkRunStatus.finished, Verdict.error
                 run.finished_at = now()

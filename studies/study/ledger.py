@@ -34,7 +34,11 @@ def load(home: Home, name: str) -> StudySpec:
     return StudySpec.model_validate(read_json(path))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int | None) -> bool:
+    """Whether a process ``pid`` exists (None or ≤ 0: no; os.kill(-1, 0) would ask about
+    every process)."""
+    if pid is None or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -49,7 +53,7 @@ def state(home: Home, name: str) -> str:
     path = home.study_dir(name) / "status.json"
     status = read_json(path) if path.exists() else {}
     current = str(status.get("state", "unknown"))
-    if current == "running" and not _alive(int(status.get("driver_pid", -1))):
+    if current == "running" and not process_alive(int(status.get("driver_pid", -1))):
         return "interrupted"
     return current
 
