@@ -16,6 +16,8 @@ from service.database import open_database
 from service.execution import Execution
 from service.scheduler import Scheduler
 from service.settings import Settings
+from service.stores import open_stores
+from studies.study.home import Home
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sessions = open_database(settings.database_url)
+        open_stores(Home(settings.home))
         execution = Execution(settings)
         with sessions() as session:
             execution.reconcile(session)

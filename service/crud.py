@@ -9,7 +9,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.models import IN_FLIGHT, BenchmarkRun, Schedule, Study, StudyStatus, Token
+from service.models import (
+    IN_FLIGHT,
+    BenchmarkRun,
+    IdempotencyKey,
+    Schedule,
+    Study,
+    StudyStatus,
+    Token,
+)
 from service.tokens import new_token, token_hash
 
 
@@ -83,11 +91,35 @@ def studies_in_flight(session: Session) -> list[Study]:
     return list(session.scalars(select(Study).where(Study.status.in_(IN_FLIGHT))))
 
 
+def idempotency_key(session: Session, *, owner: str, route: str,
+                    key: str) -> IdempotencyKey | None:
+    """What ``owner`` made with ``key`` on ``route`` (studies or schedules), if anything."""
+    return session.scalar(select(IdempotencyKey).where(
+        IdempotencyKey.owner == owner, IdempotencyKey.route == route, IdempotencyKey.key == key))
+
+
+def add_idempotency_key(session: Session, *, owner: str, route: str, key: str,
+                        request_hash: str, resource_id: uuid.UUID) -> IdempotencyKey:
+    """Record ``key`` with what it made, flushed (so a key already used fails here) but not
+    committed: the caller commits it with what it made."""
+    record = IdempotencyKey(owner=owner, route=route, key=key, request_hash=request_hash,
+                            resource_id=resource_id)
+    session.add(record)
+    session.flush()
+    return record
+
+
 def create_schedule(session: Session, *, owner: str, cron: str, suite: str,
-                    baseline: str | None, missed: str, next_slot: datetime) -> Schedule:
+                    baseline: str | None, missed: str, next_slot: datetime,
+                    key: tuple[str, str] | None = None) -> Schedule:
+    """A schedule, committed with its idempotency key and request hash (``key``)."""
     schedule = Schedule(owner=owner, cron=cron, suite=suite, baseline=baseline, missed=missed,
                         enabled=True, next_slot=next_slot)
     session.add(schedule)
+    session.flush()
+    if key is not None:
+        add_idempotency_key(session, owner=owner, route="schedules", key=key[0],
+                            request_hash=key[1], resource_id=schedule.id)
     session.commit()
     return schedule
 

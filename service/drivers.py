@@ -40,6 +40,10 @@ class Driver(Protocol):
     def launch(self, name: str) -> str:
         """Start the driver of registered study ``name``; returns its id."""
 
+    def find(self, name: str) -> str | None:
+        """The id of a driver of study ``name`` in flight already (one started by a service
+        that died before it recorded the id), or None."""
+
     def phase(self, driver_id: str, name: str) -> Phase:
         """Where the driver is now."""
 
@@ -48,6 +52,19 @@ class Driver(Protocol):
 
     def stop(self, driver_id: str, grace_seconds: float) -> None:
         """Stop the driver and everything it started; returns once they are gone."""
+
+
+SERVICE_SECRETS = ("OPTISTUDY_ADMIN_TOKEN",)
+"""The service's own credentials: never passed to the processes it starts."""
+
+
+def child_environment(home: Path) -> dict[str, str]:
+    """The environment of a process the service starts (a driver, a scheduled benchmark):
+    the service's, with ``OPTISTUDY_HOME`` its data dir and without its credentials."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in SERVICE_SECRETS}
+    environment["OPTISTUDY_HOME"] = str(home)
+    return environment
 
 
 def write_spec(home: Home, name: str) -> Path:
@@ -73,7 +90,7 @@ class LocalDrivers:
         return self.home.study_dir(name) / SPEC_FILE
 
     def launch(self, name: str) -> str:
-        environment = dict(os.environ, OPTISTUDY_HOME=str(self.home.root))
+        environment = child_environment(self.home.root)
         spec = write_spec(self.home, name)
         with open(self.home.study_dir(name) / LOG_FILE, "ab") as log:
             process = subprocess.Popen(
@@ -82,6 +99,23 @@ class LocalDrivers:
                 start_new_session=True)
         self.children[process.pid] = process
         return str(process.pid)
+
+    def find(self, name: str) -> str | None:
+        """The session leader running this study's spec file (where /proc tells; elsewhere
+        the live driver pid its ``status.json`` names)."""
+        if not PROC.is_dir():
+            path = self.home.study_dir(name) / "status.json"
+            pid = int(read_json(path).get("driver_pid", -1)) if path.exists() else -1
+            return str(pid) if ledger.process_alive(pid) else None
+        spec = str(self._spec_file(name)).encode()
+        for entry in PROC.iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                if (spec in (entry / "cmdline").read_bytes().split(b"\0")
+                        and os.getpgid(int(entry.name)) == int(entry.name)):
+                    return entry.name
+        return None
 
     def phase(self, driver_id: str, name: str) -> Phase:
         if self._alive(int(driver_id), name):
@@ -170,6 +204,15 @@ class RayJobs:
                     metadata={"optistudy.study": name})
             except RayError as error:  # e.g. a missing or wrong Ray token
                 raise RuntimeError(str(error)) from error
+
+    def find(self, name: str) -> str | None:
+        """A job of this study still pending or running (by its ``optistudy.study``
+        metadata)."""
+        for job in self.client.list_jobs():
+            if (job.metadata or {}).get("optistudy.study") == name \
+                    and job.status in IN_FLIGHT and job.submission_id:
+                return str(job.submission_id)
+        return None
 
     def _status(self, driver_id: str) -> str | None:
         """The job's status; None where the cluster does not know the job (a head restarted

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -41,37 +42,75 @@ class Execution:
         self.lock = threading.Lock()
         self.report_lock = threading.Lock()
 
-    def submit(self, session: Session, *, spec: StudySpec, owner: str) -> Study:
-        """Register ``spec`` for ``owner`` and start its driver."""
-        taken = f"the study name {spec.name!r} is taken (allowed: a name no other study has)"
-        if crud.study_by_name(session, name=spec.name) is not None:
-            raise Conflict(taken)
+    def submit(self, session: Session, *, spec: StudySpec, owner: str,
+               key: tuple[str, str] | None = None) -> tuple[Study, bool]:
+        """Register ``spec`` for ``owner`` and start its driver; returns the study and
+        whether it is new. ``key``: an idempotency key and its request's hash, committed with
+        the study; a key ``owner`` used already gives the study it made (its driver started
+        if a crash left it without one).
+
+        Crash-safe: the study (with its key) is committed before its folder is written or
+        its driver started; a study left queued without a driver is started by the next
+        retry or reconcile, which first looks for a driver already running it."""
+        with self.lock:
+            if key is not None:
+                made = crud.idempotency_key(session, owner=owner, route="studies", key=key[0])
+                if made is not None:
+                    return self._resumed(session, made.resource_id), False
+            taken = f"the study name {spec.name!r} is taken (allowed: a name no other study " \
+                    "has)"
+            if crud.study_by_name(session, name=spec.name) is not None:
+                raise Conflict(taken)
+            try:
+                if runner.registered(spec, self.home):
+                    raise Conflict(f"the data dir holds a study named {spec.name!r} already "
+                                   "(one run with the CLI): choose another name")
+            except ValueError as error:
+                raise Conflict(str(error)) from None
+            try:
+                study = crud.create_study(session, name=spec.name, owner=owner,
+                                          spec=spec.model_dump(mode="json"),
+                                          driver_kind=self.driver.kind)
+                if key is not None:
+                    crud.add_idempotency_key(session, owner=owner, route="studies", key=key[0],
+                                             request_hash=key[1], resource_id=study.id)
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                raise Conflict(taken) from None
+            self._start(study)
+            session.commit()
+            return study, True
+
+    def _resumed(self, session: Session, study_id: uuid.UUID) -> Study:
+        study = crud.get_study(session, study_id=study_id)
+        if study is None:
+            raise Conflict(f"the study {study_id} made with this key is gone")
+        if study.status in IN_FLIGHT and study.driver_id is None:
+            self._start(study)
+            session.commit()
+        return study
+
+    def _start(self, study: Study) -> None:
+        """Start the driver of a committed study that has none recorded: adopt one already
+        running it (a service killed between starting it and recording it), else register
+        its folder and launch one."""
+        driver = self.drivers.get(study.driver_kind)
+        if driver is None:
+            return  # a Ray Job while the service is not pointed at a cluster: left queued
         try:
-            study = crud.create_study(session, name=spec.name, owner=owner,
-                                      spec=spec.model_dump(mode="json"),
-                                      driver_kind=self.driver.kind)
-        except IntegrityError:
-            session.rollback()
-            raise Conflict(taken) from None
-        try:
-            created = runner.start(spec, self.home)
-        except ValueError as error:
-            session.rollback()
-            raise Conflict(str(error)) from None
-        if not created:
-            session.rollback()
-            raise Conflict(f"the data dir holds a study named {spec.name!r} already (one run "
-                           "with the CLI): choose another name")
-        tracking_client(self.home)  # created now: drivers never race to create it
-        try:
-            study.driver_id = self.driver.launch(spec.name)
-        except (OSError, RuntimeError) as error:
+            running = driver.find(study.name)
+            if running is None:
+                spec = StudySpec.model_validate(study.spec)
+                runner.start(spec, self.home)  # False: a crashed attempt wrote it already
+                tracking_client(self.home)  # created now: drivers never race to create it
+                running = driver.launch(spec.name)
+        except (OSError, RuntimeError, ValueError) as error:
             study.status, study.finished_at = StudyStatus.failed, now()
             study.error = f"the driver could not be started: {error}"
-        else:
-            self._reconcile(study)
-        session.commit()
-        return study
+            return
+        study.driver_id = running
+        self._reconcile(study)
 
     def cancel(self, session: Session, *, study: Study) -> Study:
         """Stop the study's driver, then fail its RUNNING Optuna trials and end its RUNNING
@@ -106,8 +145,11 @@ class Execution:
 
     def _reconcile(self, study: Study) -> None:
         driver = self.drivers.get(study.driver_kind)
-        if driver is None or study.driver_id is None:
+        if driver is None:
             return  # a Ray Job while the service is not pointed at a cluster: left as it is
+        if study.driver_id is None:
+            self._start(study)  # committed, then the service died before starting it
+            return
         phase = driver.phase(study.driver_id, study.name)
         if phase == "running" and study.status != StudyStatus.running:
             study.status, study.started_at = StudyStatus.running, now()

@@ -1,5 +1,5 @@
-"""The service database: API tokens, the studies submitted through the service, and the
-benchmark schedules with the runs they made."""
+"""The service database: API tokens, the studies submitted through the service, the
+benchmark schedules with the runs they made, and the idempotency keys of their POSTs."""
 
 from __future__ import annotations
 
@@ -80,6 +80,24 @@ class Study(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` a caller sent with a ``POST`` (``route``: studies or
+    schedules): per owner, the SHA-256 of the request it came with and what that request
+    made (``resource_id``). Committed in the same transaction as what it made, so a retry
+    after any crash finds both or neither."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("owner", "route", "key",
+                                       name="uq_idempotency_keys_owner_route_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    route: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[uuid.UUID] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
 
 class Schedule(Base):

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.drivers import child_environment
 from service.models import BenchmarkRun, BenchmarkRunStatus, Schedule, Verdict, now
 from service.settings import Settings
 from studies import benchmarks
@@ -215,7 +216,7 @@ class Scheduler:
                        "--check"] + ([] if baseline is None else ["--baseline", baseline])
             log_dir.mkdir(parents=True, exist_ok=True)
             log_file = log_dir / f"{run_id}.log"
-            environment = {**os.environ, "OPTISTUDY_HOME": str(self.settings.home)}
+            environment = child_environment(self.settings.home)
             with open(log_file, "wb") as output:
                 process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, env=environment,

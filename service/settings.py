@@ -7,12 +7,18 @@ The study stores keep their own variables (read where they are used):
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_TOKEN_LENGTH = 32
+LOCAL_STORES = ("sqlite:", "file:")
+"""Stores that are files of the service's machine (an MLflow URI without a scheme is a
+folder too)."""
 
 
 class Settings(BaseSettings):
@@ -66,3 +72,39 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'service.db'}"
         return self
+
+    @model_validator(mode="after")
+    def _stores_reach_the_drivers(self) -> Settings:
+        """Refuse SQLite (or file) study stores with a Ray cluster elsewhere: its drivers run
+        on the cluster's head and would write to these files over a network filesystem,
+        where SQLite's locking does not hold (a corrupt or silently split ledger). A head on
+        this machine (loopback) runs its drivers here, next to the files."""
+        if not self.ray_address or _loopback(self.ray_address):
+            return self
+        local = []
+        for name in ("OPTISTUDY_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI"):
+            value = os.environ.get(name)
+            if not value:
+                local.append(f"{name} unset: SQLite in the data dir")
+            elif value.startswith(LOCAL_STORES) or "://" not in value:
+                local.append(f"{name}={value}")
+        if local:
+            raise ValueError(
+                f"OPTISTUDY_RAY_ADDRESS={self.ray_address} runs the studies' drivers on a Ray "
+                f"cluster, which cannot write safely to this machine's SQLite or file stores "
+                f"({'; '.join(local)}) (allowed: "
+                "OPTISTUDY_OPTUNA_STORAGE a PostgreSQL URL, e.g. "
+                "postgresql+psycopg://USER@HOST/optuna, and MLFLOW_TRACKING_URI a PostgreSQL "
+                "URL or an MLflow server, http://HOST:5000)")
+        return self
+
+
+def _loopback(address: str) -> bool:
+    """Whether ``address`` (http://HOST:PORT or HOST:PORT) names this machine by loopback."""
+    host = urlsplit(address if "://" in address else f"//{address}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -14,6 +14,8 @@ from studies.specs import load_yaml
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 MAX_VALUES = 100_000
+MAX_STRING = 6000
+"""The longest string (value or key) a body may hold."""
 
 
 async def read_capped(request: Request, limit: int) -> bytes:
@@ -49,7 +51,32 @@ def parse_mapping(body: bytes, content_type: str) -> dict[str, Any]:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             [f"(body): more than {MAX_VALUES} values (allowed: a spec of at "
                              f"most {MAX_VALUES}, aliases expanded)"])
+    long = _long_strings(data, MAX_STRING)
+    if long:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, long)
     return data
+
+
+def _long_strings(data: dict[str, Any], limit: int) -> list[str]:
+    """A problem, with its field path, for each string (or key) longer than ``limit``."""
+    problems: list[str] = []
+    pending: list[tuple[tuple[str, ...], Any]] = [((), data)]
+    while pending:
+        path, value = pending.pop()
+        where = ".".join(path) or "(body)"
+        if isinstance(value, str) and len(value) > limit:
+            problems.append(f"{where}: a value of {len(value)} characters (allowed: at most "
+                            f"{limit})")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if len(str(key)) > limit:
+                    problems.append(f"{where}: a name of {len(str(key))} characters (allowed: "
+                                    f"at most {limit})")
+                else:
+                    pending.append(((*path, str(key)), item))
+        elif isinstance(value, list):
+            pending.extend(((*path, str(index)), item) for index, item in enumerate(value))
+    return sorted(problems)
 
 
 def _count_values(data: Any, limit: int) -> int:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from service import crud, scheduler
+from service.api import idempotency
 from service.api.body import JSON_TYPES, YAML_TYPES, parse_mapping, read_capped
 from service.api.deps import CurrentOwner, SessionDep, SettingsDep
 from service.models import Schedule, now
@@ -53,6 +54,10 @@ def _problems(create: ScheduleCreate, settings: Settings) -> list[str]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={
     **_REFUSED,
+    status.HTTP_200_OK: {"model": SchedulePublic, "description": "a retry with the same "
+                         "Idempotency-Key and body: the schedule the first request made"},
+    status.HTTP_409_CONFLICT: {"model": Problems,
+                               "description": "the Idempotency-Key's schedule was deleted"},
     status.HTTP_413_CONTENT_TOO_LARGE: {"model": Problems, "description": "body too large"},
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: {"model": Problems,
                                              "description": "neither JSON nor YAML"},
@@ -63,11 +68,25 @@ def _problems(create: ScheduleCreate, settings: Settings) -> list[str]:
     media: {"schema": ScheduleCreate.model_json_schema()}
     for media in JSON_TYPES + YAML_TYPES}}})
 def create_schedule(owner: CurrentOwner, data: Annotated[dict[str, Any], Depends(_body)],
-                    session: SessionDep, settings: SettingsDep) -> SchedulePublic:
+                    session: SessionDep, settings: SettingsDep, response: Response,
+                    idempotency_key: idempotency.KeyHeader = None) -> SchedulePublic:
     """Check a suite on a cron schedule (UTC): at each slot the service runs ``optistudy
     bench run SUITE --check`` against the baseline. A slot runs once, whatever restarts or
     service instances; of the slots missed while no service ran, only the latest runs, once
-    (``missed: run_once``), or none (``missed: skip``)."""
+    (``missed: run_once``), or none (``missed: skip``). With an ``Idempotency-Key``, a retry
+    of the same request gets the same schedule (200)."""
+    key = idempotency.checked(idempotency_key)
+    digest = idempotency.request_hash(data)
+    made = idempotency.made_before(session, owner=owner.name, route="schedules", key=key,
+                                   digest=digest)
+    if made is not None:
+        schedule = session.get(Schedule, made)
+        if schedule is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, [
+                f"{idempotency.HEADER}: the schedule {made} made with this key was deleted "
+                "(allowed: a new key)"])
+        response.status_code = status.HTTP_200_OK
+        return SchedulePublic.model_validate(schedule)
     try:
         create = parse(ScheduleCreate, data, "the request body")
     except SpecError as error:
@@ -79,7 +98,8 @@ def create_schedule(owner: CurrentOwner, data: Annotated[dict[str, Any], Depends
                             problems or ["cron: it never fires"])
     schedule = crud.create_schedule(session, owner=owner.name, cron=create.cron,
                                     suite=create.suite, baseline=create.baseline,
-                                    missed=create.missed, next_slot=first)
+                                    missed=create.missed, next_slot=first,
+                                    key=None if key is None else (key, digest))
     return SchedulePublic.model_validate(schedule)
 
 

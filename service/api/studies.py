@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
 from service import crud, progress
+from service.api import idempotency
 from service.api.body import JSON_TYPES, YAML_TYPES, parse_mapping, read_capped
 from service.api.deps import CurrentOwner, ExecutionDep, Owner, SessionDep, SettingsDep
 from service.execution import Conflict
@@ -59,6 +60,8 @@ def _module_models(spec: StudySpec) -> list[str]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={
     **_REFUSED,
+    status.HTTP_200_OK: {"model": StudyPublic, "description": "a retry with the same "
+                         "Idempotency-Key and body: the study the first request made"},
     status.HTTP_409_CONFLICT: {"model": Problems, "description": "the study name is taken"},
     status.HTTP_413_CONTENT_TOO_LARGE: {"model": Problems, "description": "body too large"},
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: {"model": Problems,
@@ -69,10 +72,16 @@ def _module_models(spec: StudySpec) -> list[str]:
 }, openapi_extra={"requestBody": {"required": True, "content": {
     media: {"schema": STUDY_CREATE_SCHEMA} for media in JSON_TYPES + YAML_TYPES}}})
 def create_study(owner: CurrentOwner, data: Annotated[dict[str, Any], Depends(_spec_data)],
-                 session: SessionDep, settings: SettingsDep,
-                 execution: ExecutionDep) -> StudyPublic:
+                 session: SessionDep, settings: SettingsDep, execution: ExecutionDep,
+                 response: Response,
+                 idempotency_key: idempotency.KeyHeader = None) -> StudyPublic:
     """Submit a study spec (JSON, or YAML with Content-Type application/yaml); its driver
-    starts at once."""
+    starts at once. With an ``Idempotency-Key``, a retry of the same request gets the same
+    study (200) and never a second driver."""
+    key = idempotency.checked(idempotency_key)
+    digest = idempotency.request_hash(data)
+    idempotency.made_before(session, owner=owner.name, route="studies", key=key,
+                            digest=digest)  # 422 for a key used with another body
     try:
         spec = parse(StudySpec, data, "the request body")
     except SpecError as error:
@@ -81,9 +90,12 @@ def create_study(owner: CurrentOwner, data: Annotated[dict[str, Any], Depends(_s
     if refused:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, refused)
     try:
-        study = execution.submit(session, spec=spec, owner=owner.name)
+        study, created = execution.submit(session, spec=spec, owner=owner.name,
+                                          key=None if key is None else (key, digest))
     except Conflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    if not created:
+        response.status_code = status.HTTP_200_OK
     return StudyPublic.model_validate(study)
 
 

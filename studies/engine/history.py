@@ -1,6 +1,10 @@
 """What a training keeps of its course, at most ``points`` epochs of it: every member's loss,
 the optimizer-state telemetry, and for function tasks the first members' weights (the
-trajectory a contour plot draws). A stopped member keeps its last recorded values."""
+trajectory a contour plot draws). A stopped member keeps its last recorded values.
+
+A population may hold ``groups`` configurations (consecutive, equal blocks of members, e.g.
+several Optuna trials trained at once): the telemetry and the trajectories are then kept per
+group, as if each group had trained alone."""
 
 from __future__ import annotations
 
@@ -19,18 +23,24 @@ TRAJECTORY_MEMBERS = 64
 
 class History:
     def __init__(self, *, points: int, max_epochs: int, members: int, optimizer: Optimizer,
-                 flat: Tensor, trajectory: bool):
+                 flat: Tensor, trajectory: bool, groups: int = 1):
         self.every = max(1, math.ceil((max_epochs + 1) / points)) if points > 0 else 0
         self.max_epochs = max_epochs
         self.optimizer = optimizer
         self.epochs: list[int] = []
         self.loss: list[Tensor] = []
-        self.telemetry: list[dict[str, float]] = []
+        self.groups = groups
+        self.group_size = members // groups
+        self.telemetry: list[list[dict[str, float]]] = []
+        """Per record, per group: the telemetry of that group's running rows."""
         self.weights: list[Tensor] = []
         self.last_loss = torch.full((members,), math.nan, dtype=torch.float32,
                                     device=flat.device)
-        tracked = min(members, TRAJECTORY_MEMBERS) if trajectory else 0
-        self.last_weights = flat.detach()[:tracked].clone()
+        self.per_group = per_group = min(self.group_size, TRAJECTORY_MEMBERS) if trajectory else 0
+        self.tracked = torch.cat([torch.arange(per_group) + g * self.group_size
+                                  for g in range(groups)]).to(flat.device)
+        """The members whose weights are kept: the first of each group."""
+        self.last_weights = flat.detach().index_select(0, self.tracked).clone()
         if self.every:
             telemetry.enable(optimizer)
 
@@ -46,23 +56,33 @@ class History:
         self.last_loss[members] = losses.index_select(0, running_rows).to(torch.float32)
         self.epochs.append(epoch)
         self.loss.append(self.last_loss.clone())
-        self.telemetry.append(telemetry.telemetry(self.optimizer, running_rows))
-        tracked = self.last_weights.shape[0]
-        if tracked:
-            keep = members < tracked
-            self.last_weights[members[keep]] = flat.detach().index_select(
+        if self.groups == 1:
+            self.telemetry.append([telemetry.telemetry(self.optimizer, running_rows)])
+        else:
+            group = torch.div(members, self.group_size, rounding_mode="floor")
+            self.telemetry.append([telemetry.telemetry(self.optimizer, running_rows[group == g])
+                                   for g in range(self.groups)])
+        if self.tracked.numel():
+            # a running member's place among the tracked ones, if it is one of them
+            within = members % self.group_size
+            keep = within < self.per_group
+            slot = torch.div(members, self.group_size, rounding_mode="floor") * self.per_group \
+                + within
+            self.last_weights[slot[keep]] = flat.detach().index_select(
                 0, running_rows[keep]).to(self.last_weights.dtype)
             self.weights.append(self.last_weights.to("cpu", copy=True))
 
-    def telemetry_series(self) -> dict[str, list[float]]:
-        """Each telemetry quantity over the recorded epochs (NaN where it had no value)."""
-        names = sorted({name for values in self.telemetry for name in values})
-        return {name: [values.get(name, math.nan) for values in self.telemetry]
-                for name in names}
+    def telemetry_series(self, group: int = 0) -> dict[str, list[float]]:
+        """Each telemetry quantity of ``group`` over the recorded epochs (NaN where it had
+        no value)."""
+        records = [per_group[group] for per_group in self.telemetry]
+        names = sorted({name for values in records for name in values})
+        return {name: [values.get(name, math.nan) for values in records] for name in names}
 
     def state_dict(self) -> dict[str, Any]:
         return {"epochs": list(self.epochs), "loss": [loss.cpu() for loss in self.loss],
-                "telemetry": [dict(values) for values in self.telemetry],
+                "telemetry": [[dict(values) for values in per_group]
+                              for per_group in self.telemetry],
                 "weights": list(self.weights), "last_loss": self.last_loss.cpu(),
                 "last_weights": self.last_weights.cpu()}
 
@@ -70,7 +90,8 @@ class History:
         device = self.last_loss.device
         self.epochs = list(state["epochs"])
         self.loss = [loss.to(device) for loss in state["loss"]]
-        self.telemetry = [dict(values) for values in state["telemetry"]]
+        self.telemetry = [[dict(values) for values in per_group]
+                          for per_group in state["telemetry"]]
         self.weights = list(state["weights"])
         self.last_loss = state["last_loss"].to(device)
         self.last_weights = state["last_weights"].to(device)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,29 @@ class TrainResult:
         if self.validation_accuracy is not None:
             summary["validation_accuracy_median"] = float(np.median(self.validation_accuracy))
         return summary
+
+    def part(self, members: slice, *, config: TrainConfig, telemetry: dict[str, list[float]],
+             trajectory: slice) -> TrainResult:
+        """The members ``members`` of this result as the result of ``config`` alone (a
+        population holding several configurations); ``trajectory`` selects their tracked
+        weights in ``history_weights``."""
+        def pick(values: list[Any] | None) -> list[Any] | None:
+            return None if values is None else values[members]
+
+        return replace(
+            self, config=config, seeds=self.seeds[members], status=self.status[members],
+            epochs=self.epochs[members], final_loss=self.final_loss[members],
+            final_quantity=self.final_quantity[members],
+            time_to_target_s=self.time_to_target_s[members],
+            initial_weights=self.initial_weights[members],
+            final_weights=self.final_weights[members],
+            history_loss=(None if self.history_loss is None
+                          else self.history_loss[:, members].clone()),
+            history_telemetry=telemetry,
+            history_weights=(None if self.history_weights is None
+                             else self.history_weights[:, trajectory].clone()),
+            train_accuracy=pick(self.train_accuracy),
+            validation_accuracy=pick(self.validation_accuracy))
 
     def member(self, index: int, *, weights: bool = True) -> dict[str, Any]:
         """One member's outcome, with its final weights in the ``torch.nn.Linear`` layout

@@ -67,7 +67,9 @@ class Training:
 
     ``per_member`` gives optimizer hyperparameters per member ([members] tensors; a key
     ``"name[i]"`` sets element i of a tuple such as ``betas``), so one population can hold
-    several configurations × seeds. ``history_points`` bounds how many epochs of per-member
+    several configurations × seeds; ``groups`` says how many (consecutive equal blocks of
+    members), so that telemetry is kept per configuration and ``group_results`` can report
+    each as if it had trained alone. ``history_points`` bounds how many epochs of per-member
     loss are kept (0: none). ``advance`` trains; ``result`` reports.
 
     Rows are the population's current tensor rows; ``index[row]`` is the member a row
@@ -76,11 +78,14 @@ class Training:
 
     def __init__(self, config: TrainConfig, *, seeds: Sequence[int] | None = None,
                  per_member: dict[str, Tensor] | None = None, device: str | None = None,
-                 history_points: int = 500):
+                 history_points: int = 500, groups: int = 1):
         task = tasks.get(config.task)
         where = resolve_device(device or config.device)
         seed_list = list(seeds) if seeds is not None else config.seed_list
         members = len(seed_list)
+        if groups < 1 or members % groups:
+            raise ValueError(f"groups must divide the {members} members into equal blocks; "
+                             f"got groups={groups}")
         for name, values in (per_member or {}).items():
             if values.shape != (members,):
                 raise ValueError(f"per_member[{name!r}] needs one value per seed ({members}), "
@@ -92,11 +97,11 @@ class Training:
                   for name, values in (per_member or {}).items()}
         model = build_model(config, task, seed_tensor, where)
         optimizer = build_optimizer(config, model, padded)
-        self._setup(config, task, model, optimizer, seed_tensor, members, history_points)
+        self._setup(config, task, model, optimizer, seed_tensor, members, history_points, groups)
 
     def _setup(self, config: TrainConfig, task: tasks.Task, model: nn.Module,
                optimizer: torch.optim.Optimizer, seeds: Tensor, members: int,
-               history_points: int) -> None:
+               history_points: int, groups: int) -> None:
         self.config = config
         self.model = model
         self.optimizer = optimizer
@@ -143,7 +148,7 @@ class Training:
         self.initial_weights = self.out_weights.to("cpu", copy=True)
         self.history = History(points=history_points, max_epochs=config.stop.max_epochs,
                                members=members, optimizer=optimizer, flat=self.flat,
-                               trajectory=self.function is not None)
+                               trajectory=self.function is not None, groups=groups)
         self.compactions = 0
         self.epoch = 0
         """The next epoch to train (batch: the next stop check at w_epoch)."""
@@ -546,3 +551,17 @@ class Training:
             validation_accuracy=validation_accuracy,
             compactions=self.compactions,
         )
+
+    def group_results(self, configs: Sequence[TrainConfig]) -> list[TrainResult]:
+        """One result per group (``configs[g]`` is group g's configuration), each what that
+        configuration trained alone over its seeds reports: its members, loss history,
+        telemetry and trajectories. Wall time and compactions are the population's."""
+        groups, per_group = self.history.groups, self.history.per_group
+        if len(configs) != groups:
+            raise ValueError(f"{len(configs)} configurations for {groups} groups")
+        whole = self.result()
+        size = self.members // groups
+        return [whole.part(slice(g * size, (g + 1) * size), config=configs[g],
+                           telemetry=self.history.telemetry_series(g),
+                           trajectory=slice(g * per_group, (g + 1) * per_group))
+                for g in range(groups)]

@@ -21,6 +21,8 @@ OVERRIDABLE = sorted(set(TrainConfig.model_fields) - {"task", "optimizer", "seed
 """The training-config fields a task sets and an arm may override."""
 
 _INVALID = re.compile(r"Invalid ([\w\[\]]+): ")
+MAX_ITEMS = 100
+"""The most searched, fixed, default or overridden values an arm may hold."""
 
 
 class Arm(BaseModel):
@@ -38,11 +40,11 @@ class Arm(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: Name
-    optimizer: str
-    fixed: dict[str, Any] = Field(default_factory=dict)
-    search: dict[str, SearchParam] = Field(default_factory=dict)
-    defaults: list[dict[str, Any]] = Field(default_factory=list)
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    optimizer: str = Field(max_length=100)
+    fixed: dict[str, Any] = Field(default_factory=dict, max_length=MAX_ITEMS)
+    search: dict[str, SearchParam] = Field(default_factory=dict, max_length=MAX_ITEMS)
+    defaults: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_ITEMS)
+    overrides: dict[str, Any] = Field(default_factory=dict, max_length=MAX_ITEMS)
 
     @field_validator("optimizer")
     @classmethod

@@ -3,8 +3,10 @@ holds the Optuna storage, Ray Tune's experiment dirs and one folder per study.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,15 @@ class Home:
 
     @property
     def optuna_storage(self) -> str:
-        """``OPTISTUDY_OPTUNA_STORAGE`` (e.g. a PostgreSQL URL) or a SQLite file here."""
-        return os.environ.get("OPTISTUDY_OPTUNA_STORAGE",
-                              f"sqlite:///{self.root / 'optuna.db'}")
+        """``OPTISTUDY_OPTUNA_STORAGE`` (e.g. a PostgreSQL URL) or a SQLite file here,
+        created whole on first use once the data dir exists."""
+        configured = os.environ.get("OPTISTUDY_OPTUNA_STORAGE")
+        if configured:
+            return configured
+        store = self.root / "optuna.db"
+        if self.root.is_dir() and not store.exists():
+            _create_optuna_store(store)
+        return f"sqlite:///{store}"
 
     @property
     def ray_results(self) -> Path:
@@ -40,6 +48,21 @@ class Home:
     def studies(self) -> list[str]:
         folder = self.root / "studies"
         return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def _create_optuna_store(store: Path) -> None:
+    """Create the SQLite Optuna storage whole or not at all: Optuna builds its schema in
+    several steps, and two processes opening a new file at once (a driver and the service, or
+    a reader) both try to stamp it. The schema is built in a file of this process's own, then
+    linked into place, which fails harmlessly if another process got there first."""
+    import optuna  # here: most users of Home never open the storage
+
+    with tempfile.TemporaryDirectory(dir=store.parent, prefix=".optuna-") as folder:
+        building = Path(folder) / "optuna.db"
+        storage = optuna.storages.RDBStorage(f"sqlite:///{building}")
+        storage.engine.dispose()
+        with contextlib.suppress(FileExistsError):
+            os.link(building, store)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 from mlflow.entities import Metric, Param
 
-CURVE_POINTS = 200
-"""Per-epoch curves are downsampled to at most this many points, so the UI stays fast."""
+CURVE_POINTS = 100
+"""Per-epoch curves are downsampled to at most this many points, so the UI stays fast and a
+trial's run is written in milliseconds (the full curves are in its ``history.npz``)."""
 TELEMETRY_GROUP = "optimizer/"
 """Optimizer-state telemetry metrics are named ``optimizer/<quantity>`` (one UI section)."""
 _PARAM_LIMIT = 6000  # MLflow's limit on a parameter value's length
@@ -59,16 +60,24 @@ def curves(history: dict[str, np.ndarray], epochs: list[int], converged: list[bo
     now = int(time.time() * 1000)
     chosen = np.unique(np.linspace(0, len(recorded) - 1,
                                    min(CURVE_POINTS, len(recorded))).round().astype(int))
-    reached = np.array([e if c else np.inf for e, c in zip(epochs, converged, strict=True)])
+    reached = np.sort([e if c else np.inf for e, c in zip(epochs, converged, strict=True)])
+    at = recorded[chosen]
+    converged_fraction = np.searchsorted(reached, at, side="right") / max(1, len(reached))
+    picked = loss[chosen].astype(np.float64)
+    picked[~np.isfinite(picked)] = np.nan
+    has_loss = ~np.all(np.isnan(picked), axis=1)
+    spread = np.full((len(chosen), 3), np.nan)
+    if has_loss.any():
+        rows = picked[has_loss]
+        spread[has_loss, 0] = np.nanmedian(rows, axis=1)
+        spread[has_loss, 1:] = np.nanquantile(rows, [0.1, 0.9], axis=1).T
     metrics = []
-    for row in chosen:
+    for place, row in enumerate(chosen):
         epoch = int(recorded[row])
-        losses = loss[row][np.isfinite(loss[row])]
-        values = {"frac_converged": float((reached <= epoch).mean())}
-        if losses.size:
-            values.update(loss_median=float(np.median(losses)),
-                          loss_p10=float(np.quantile(losses, 0.1)),
-                          loss_p90=float(np.quantile(losses, 0.9)))
+        values = {"frac_converged": float(converged_fraction[place])}
+        if has_loss[place]:
+            values.update(loss_median=float(spread[place, 0]), loss_p10=float(spread[place, 1]),
+                          loss_p90=float(spread[place, 2]))
         values.update({TELEMETRY_GROUP + name: float(series[row])
                        for name, series in telemetry.items() if math.isfinite(series[row])})
         metrics += [Metric(key, value, now, epoch) for key, value in values.items()]

@@ -17,10 +17,10 @@ from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from studies.study import plots
+from studies.study import mlflow_writes, plots
 from studies.study.home import Home
 from studies.study.mlflow_values import curves, metrics_of, params_of
-from studies.study.search import TRIAL_NUMBER
+from studies.study.search import batch_of, reported
 from studies.study.trial_files import (
     HISTORY_FILE,
     RESULT_FILE,
@@ -76,12 +76,25 @@ class MlflowRecorder(tune.Callback):
                               self.client.create_experiment(
                                   name, artifact_location=(home.root / "mlartifacts").as_uri()))
         self.parent_id = self._parent(arm_spec or {})
-        self.runs: dict[int, str] = {}
+        self.runs: dict[int, str] = {
+            int(run.data.tags["optuna.trial_number"]): run.info.run_id
+            for run in self._find("tags.`optistudy.role` = 'trial'")}
+        """The trial runs by Optuna trial number: those of earlier drivers, found once, and
+        those opened here."""
+        self._writer: mlflow_writes.Writer | None = None  # started by the first write
 
     def _find(self, extra: str) -> list[Any]:
         base = (f"tags.`optistudy.study` = '{self.study}' and tags.`optistudy.task` = "
                 f"'{self.task}' and tags.`optistudy.arm` = '{self.arm}'")
-        return list(self.client.search_runs([self.experiment_id], f"{base} and {extra}"))
+        found: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_runs([self.experiment_id], f"{base} and {extra}",
+                                           max_results=1000, page_token=token)
+            found.extend(page)
+            token = page.token
+            if not token:
+                return found
 
     def _tags(self) -> dict[str, str]:
         return {"optistudy.study": self.study, "optistudy.task": self.task,
@@ -100,61 +113,80 @@ class MlflowRecorder(tune.Callback):
         self.client.log_batch(run.info.run_id, params=params_of({"arm": arm_spec}))
         return str(run.info.run_id)
 
-    def _trial_run(self, number: int, ray_trial_id: str) -> str:
-        """The trial's own run: continued if it exists (a retried or resumed trial)."""
-        found = self._find(f"tags.`optistudy.role` = 'trial' and "
-                           f"tags.`optuna.trial_number` = '{number}'")
-        if found:
-            run_id: str = found[0].info.run_id
+    def _trial_run(self, number: int, ray_trial_id: str) -> tuple[str, bool]:
+        """The trial's own run, and whether it is new: continued if it exists (a retried
+        or resumed trial)."""
+        run_id = self.runs.get(number)
+        if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             self.client.set_tag(run_id, "ray.trial_id", ray_trial_id)
-            return run_id
+            return run_id, False
         run = self.client.create_run(
             self.experiment_id, run_name=f"{self.task}/{self.arm}/trial-{number}",
             tags={**self._tags(), "optistudy.role": "trial", "mlflow.parentRunId":
                   self.parent_id, "optuna.trial_number": str(number),
                   "ray.trial_id": ray_trial_id})
-        return str(run.info.run_id)
+        self.runs[number] = run.info.run_id
+        return str(run.info.run_id), True
 
+    @property
+    def writer(self) -> mlflow_writes.Writer:
+        """The writer thread, started on first use (Ray Tune pickles its callbacks when the
+        Tuner is made, and a thread cannot be pickled)."""
+        if self._writer is None:
+            self._writer = mlflow_writes.Writer()
+        return self._writer
+
+    # Ray Tune calls these in its event loop; the writes happen on the writer's thread.
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        number = int(trial.config[TRIAL_NUMBER])
-        run_id = self._trial_run(number, str(trial.trial_id))
-        self.runs[number] = run_id
-        hyperparameters = {k: v for k, v in trial.config.items() if k != TRIAL_NUMBER}
-        self.client.log_batch(run_id, params=params_of({"hyperparameters": hyperparameters}))
+        self.writer.submit(self._open, batch_of(trial.config), str(trial.trial_id))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:
-        number = int(trial.config[TRIAL_NUMBER])
-        run_id = self.runs.get(number) or self._trial_run(number, str(trial.trial_id))
-        result = trial.last_result or {}
-        summary = {k[len("summary/"):]: v for k, v in result.items() if k.startswith("summary/")}
-        summary = summary or dict(result.get("summary") or {})
-        metrics = metrics_of(summary)
+        self.writer.submit(self._complete_batch, batch_of(trial.config), str(trial.trial_id),
+                           reported(trial.last_result or {}), self._checkpoint_folder(trial))
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any,
+                       **info: Any) -> None:
+        self.writer.submit(self._fail, batch_of(trial.config), str(trial.trial_id),
+                           str(trial.error_file or "")[:5000])
+
+    def _open(self, batch: list[tuple[int, dict[str, Any]]], ray_trial_id: str) -> None:
+        for number, hyperparameters in batch:
+            run_id, new = self._trial_run(number, ray_trial_id)
+            if new:
+                self.client.log_batch(run_id,
+                                      params=params_of({"hyperparameters": hyperparameters}))
+
+    def _complete_batch(self, batch: list[tuple[int, dict[str, Any]]], ray_trial_id: str,
+                        by_number: dict[int, dict[str, Any]], folder: Path | None) -> None:
+        for number, _ in batch:
+            self._complete(number, ray_trial_id, by_number.get(number, {}),
+                           None if folder is None else folder / str(number))
+
+    def _complete(self, number: int, ray_trial_id: str, summary: dict[str, Any],
+                  folder: Path | None) -> None:
+        run_id = self.runs.get(number) or self._trial_run(number, ray_trial_id)[0]
         params: list[Param] = []
-        folder = self._checkpoint_folder(trial)
         if folder is not None and (folder / RESULT_FILE).exists():
             record = json.loads((folder / RESULT_FILE).read_text())
             params = params_of({"config": record["config"]})
             if (folder / HISTORY_FILE).exists():
-                metrics += _curves(folder / HISTORY_FILE, record["members"])
-            for name in ARTIFACTS:
-                if (folder / name).exists():
-                    self.client.log_artifact(run_id, str(folder / name))
+                mlflow_writes.log_metrics(self.client, run_id,
+                                          _curves(folder / HISTORY_FILE, record["members"]))
+            self.client.log_artifacts(run_id, str(folder))
             if self.plots == "all":
                 self._log_plots(run_id, folder)
-        for start in range(0, len(metrics), 1000):  # MLflow takes up to 1000 per batch
-            self.client.log_batch(run_id, metrics=metrics[start : start + 1000],
-                                  params=params if start == 0 else ())
+        self.client.log_batch(run_id, metrics=metrics_of(summary), params=params)
         status = "FINISHED" if summary else "KILLED"  # no summary: stopped early (ASHA)
         self.client.set_terminated(run_id, status)
 
-    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any,
-                       **info: Any) -> None:
-        number = int(trial.config[TRIAL_NUMBER])
-        run_id = self.runs.get(number) or self._trial_run(number, str(trial.trial_id))
-        self.client.set_tag(run_id, "optistudy.error", str(trial.error_file or "")[:5000])
-        self.client.set_terminated(run_id, "FAILED")
+    def _fail(self, batch: list[tuple[int, dict[str, Any]]], ray_trial_id: str,
+              error: str) -> None:
+        for number, _ in batch:
+            run_id = self.runs.get(number) or self._trial_run(number, ray_trial_id)[0]
+            self.client.set_tag(run_id, "optistudy.error", error)
+            self.client.set_terminated(run_id, "FAILED")
 
     @staticmethod
     def _checkpoint_folder(trial: Any) -> Path | None:
@@ -167,6 +199,9 @@ class MlflowRecorder(tune.Callback):
         has finished whose run a dead driver left unfinished (or never opened) gets its
         metrics from the ledger and the ledger's ending; the parent run gets the best
         trial's metrics and ends FINISHED."""
+        if self._writer is not None:  # first, every write Ray Tune's callbacks asked for
+            self._writer.stop()
+            self._writer = None
         runs = {int(r.data.tags["optuna.trial_number"]): r
                 for r in self._find("tags.`optistudy.role` = 'trial'")}
         endings = {"COMPLETE": "FINISHED", "FAIL": "FAILED", "PRUNED": "KILLED"}
@@ -175,7 +210,7 @@ class MlflowRecorder(tune.Callback):
             if run is not None and run.info.status != "RUNNING":
                 continue
             run_id = (run.info.run_id if run is not None
-                      else self._trial_run(trial["number"], "unknown"))
+                      else self._trial_run(trial["number"], "unknown")[0])
             self.client.log_batch(run_id, metrics=metrics_of(trial["metrics"]))
             self.client.set_terminated(run_id, endings.get(trial["state"], "KILLED"))
         if best is not None:

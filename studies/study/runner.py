@@ -23,12 +23,13 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from studies.study import batching
 from studies.study.arm import Arm
 from studies.study.home import Home, read_json, write_json
 from studies.study.ledger import completed_trials, experiment_name
 from studies.study.ledger import state as ledger_state
 from studies.study.recording import MlflowRecorder
-from studies.study.search import TRIAL_NUMBER, LedgerSearch
+from studies.study.search import LedgerSearch, batch_of, reported
 from studies.study.spec import StudySpec, TaskSpec
 from studies.study.trainable import run_trial
 
@@ -73,20 +74,24 @@ class _ProgressReporter(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any,
                        **info: Any) -> None:
         """A trial that failed beyond its retries: said plainly, and the study goes on."""
-        self.done += 1
-        self.progress(f"  {self.label}: trial {trial.config.get(TRIAL_NUMBER)} FAILED after "
-                      f"{MAX_FAILURES} retries ({trial.error_file or 'see the Ray logs'}); "
+        numbers = [number for number, _ in batch_of(trial.config)]
+        self.done += len(numbers)
+        self.progress(f"  {self.label}: trial{'s' if len(numbers) > 1 else ''} "
+                      f"{', '.join(map(str, numbers))} FAILED after {MAX_FAILURES} retries "
+                      f"({trial.error_file or 'see the Ray logs'}); "
                       f"{self.done}/{self.total} trials")
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:
-        self.done += 1
-        self.finished_here += 1
-        value = (trial.last_result or {}).get(self.metric)
-        if isinstance(value, int | float) and (
-                self.best is None or (value < self.best if self.mode == "min"
-                                      else value > self.best)):
-            self.best = float(value)
+        batch = batch_of(trial.config)
+        self.done += len(batch)
+        self.finished_here += len(batch)
+        for metrics in reported(trial.last_result or {}).values():
+            value = metrics.get(self.metric)
+            if isinstance(value, int | float) and (
+                    self.best is None or (value < self.best if self.mode == "min"
+                                          else value > self.best)):
+                self.best = float(value)
         elapsed = time.monotonic() - self.start
         remaining = max(0, self.total - self.done)
         eta = elapsed / self.finished_here * remaining
@@ -136,13 +141,26 @@ def _optuna_study(spec: StudySpec, arm: Arm, name: str, storage: str) -> optuna.
     return study
 
 
+def worker_slots(spec: StudySpec) -> int:
+    """How many trials the Ray cluster runs at once with the resources one trial asks."""
+    resources = ray.cluster_resources()
+    slots = int(resources.get("CPU", 1) // spec.resources.cpus)
+    if spec.resources.gpus > 0:
+        slots = min(slots, int(resources.get("GPU", 0) // spec.resources.gpus))
+    return max(1, slots)
+
+
 def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
              progress: Progress) -> ArmResult:
     name = experiment_name(spec, task, arm)
     targets = spec.objective.targets()
     study = _optuna_study(spec, arm, name, home.optuna_storage)
+    slots = worker_slots(spec)
+    asha = spec.scheduler.name == "asha" and len(targets.metrics) == 1
+    batch = 1 if asha else batching.batch_size(spec.batch_trials, arm, spec.trials_per_arm,
+                                               spec.seeds_per_trial, slots)
     searcher = LedgerSearch(study, spec.distributions(arm), spec.trials_per_arm,
-                            targets.metrics, targets.modes)
+                            targets.metrics, targets.modes, batch=batch)
     done = completed_trials(home.optuna_storage, name)
     if searcher.remaining:
         trainable = tune.with_resources(
@@ -156,7 +174,7 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
         recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer,
                                   plots=spec.plots, arm_spec=arm.model_dump(mode="json"))
         scheduler = None
-        if spec.scheduler.name == "asha" and len(targets.metrics) == 1:
+        if asha:
             scheduler = ASHAScheduler(time_attr="epoch", metric=targets.metrics[0],
                                       mode=targets.modes[0],
                                       max_t=task.stop.max_epochs + 1,
@@ -165,8 +183,10 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
         attempt = f"attempt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         tuner = tune.Tuner(
             trainable,
+            # a concurrency limit lets Ray Tune keep its actors for the next trials
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                        num_samples=searcher.remaining, reuse_actors=True),
+                                        num_samples=searcher.ray_trials, reuse_actors=True,
+                                        max_concurrent_trials=slots),
             run_config=tune.RunConfig(
                 name=attempt, storage_path=str(home.ray_results / name), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
@@ -193,8 +213,20 @@ def start(spec: StudySpec, home: Home) -> bool:
     """Register a study. The same spec again continues the study (nothing is run twice):
     returns False then. A different spec under an existing name is refused, and so is a
     name the Optuna storage already holds."""
+    if registered(spec, home):
+        return False
     folder = home.study_dir(spec.name)
-    if folder.exists():
+    folder.mkdir(parents=True, exist_ok=True)  # left empty by a process killed here
+    write_json(folder / "spec.json", spec.model_dump(mode="json"))
+    _status(home, spec.name, state="created", created=time.time())
+    return True
+
+
+def registered(spec: StudySpec, home: Home) -> bool:
+    """Whether ``spec`` is registered already (True: ``start`` would continue it), writing
+    nothing; a ValueError where ``start`` would refuse it."""
+    folder = home.study_dir(spec.name)
+    if (folder / "spec.json").exists():  # written atomically, after the folder
         stored = read_json(folder / "spec.json")
         if stored != spec.model_dump(mode="json"):
             raise ValueError(f"a study named {spec.name!r} exists already with a different "
@@ -202,17 +234,14 @@ def start(spec: StudySpec, home: Home) -> bool:
                              f"{spec.name}' to continue the one stored)")
         if ledger_state(home, spec.name) == "running":
             raise ValueError(f"study {spec.name!r} is running (another driver is alive)")
-        return False
+        return True
     known = {s.study_name for s in optuna.get_all_study_summaries(home.optuna_storage)} \
         if home.root.exists() else set()
     clash = [n for n in known if n.startswith(spec.name + ".")]
     if clash:
         raise ValueError(f"the Optuna storage already holds studies of {spec.name!r} "
                          f"({', '.join(sorted(clash))}); choose another name")
-    folder.mkdir(parents=True)
-    write_json(folder / "spec.json", spec.model_dump(mode="json"))
-    _status(home, spec.name, state="created", created=time.time())
-    return True
+    return False
 
 
 def execute(spec: StudySpec, home: Home, *, address: str | None = None,

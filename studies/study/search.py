@@ -7,6 +7,10 @@ ever, and on restore Ray re-runs trials Optuna has already closed. Here every Ra
 carries the number of its Optuna trial in its config, and a new driver first re-runs, under
 their own numbers, the trials the dead one left RUNNING (orphans), then asks for new ones
 until the budget is met: exactly ``budget`` trials, distinct numbers, none left RUNNING.
+
+A Ray trial may carry a batch of Optuna trials (``studies.study.batching``): its config
+holds their numbers and parameters, it reports each one's metrics under ``trials/NUMBER``,
+and each Optuna trial is told its own values.
 """
 
 from __future__ import annotations
@@ -21,20 +25,33 @@ from ray.tune.search import Searcher
 
 log = logging.getLogger(__name__)
 
-TRIAL_NUMBER = "optuna_trial_number"
-"""The config key that carries a Ray trial's Optuna trial number to the trainable."""
+TRIAL_BATCH = "optuna_trials"
+"""The config key that carries a Ray trial's Optuna trials to the trainable: a list of
+``[number, params]``."""
+REPORTED = "trials"
+"""The result key under which a Ray trial reports each Optuna trial's metrics by number."""
 
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
-def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    """The trial's own metrics, reported under ``summary`` (Ray flattens it to
-    ``summary/NAME`` before a searcher sees it)."""
-    nested = result.get("summary")
+def batch_of(config: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The Optuna trials (number, params) a Ray trial's config carries."""
+    return [(int(number), dict(params)) for number, params in config[TRIAL_BATCH]]
+
+
+def reported(result: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Each Optuna trial's metrics from a Ray trial's final result, by number: reported
+    under ``trials`` (nested, or flattened by Ray to ``trials/NUMBER/NAME``)."""
+    nested = result.get(REPORTED)
     if isinstance(nested, dict):
-        return dict(nested)
-    prefix = "summary/"
-    return {key[len(prefix):]: value for key, value in result.items() if key.startswith(prefix)}
+        return {int(number): dict(metrics) for number, metrics in nested.items()}
+    found: dict[int, dict[str, Any]] = {}
+    prefix = REPORTED + "/"
+    for key, value in result.items():
+        if key.startswith(prefix):
+            number, _, name = key[len(prefix):].partition("/")
+            found.setdefault(int(number), {})[name] = value
+    return found
 
 
 class LedgerSearch(Searcher):
@@ -44,48 +61,54 @@ class LedgerSearch(Searcher):
     single objective, two for a multi-objective study)."""
 
     def __init__(self, study: optuna.Study, space: dict[str, BaseDistribution], budget: int,
-                 metrics: list[str], modes: list[str]):
+                 metrics: list[str], modes: list[str], batch: int = 1):
         super().__init__(metric=metrics[0], mode=modes[0])
-        self.study, self.space, self.metrics = study, space, metrics
+        self.study, self.space, self.metrics, self.batch = study, space, metrics, batch
         trials = study.get_trials(deepcopy=False)
         self.orphans = [t for t in trials if t.state == TrialState.RUNNING]
         finished = sum(t.state in _FINISHED for t in trials)
         self.to_ask = max(0, budget - finished - len(self.orphans))
-        self.numbers: dict[str, int] = {}
+        self.numbers: dict[str, list[int]] = {}
+        self.ray_trials = -(-len(self.orphans) // batch) + -(-self.to_ask // batch)
+        """Ray trials this driver will run: the orphans in batches, then the new ones."""
 
     @property
     def remaining(self) -> int:
-        """Trials this driver will run: the orphans it resumes and the new ones it asks."""
-        return len(self.orphans) + self.to_ask - len(self.numbers)
+        """Optuna trials this driver will run: the orphans it resumes and the new ones."""
+        return len(self.orphans) + self.to_ask
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:  # or Searcher.FINISHED
         if trial_id in self.numbers:
             return None
+        batch: list[tuple[int, dict[str, Any]]] = []
         if self.orphans:
-            trial = self.orphans.pop(0)
-            log.info("resuming Optuna trial %d left RUNNING by a dead driver", trial.number)
-            number, params = trial.number, dict(trial.params)
-        elif self.to_ask > 0:
-            self.to_ask -= 1
-            asked = self.study.ask(fixed_distributions=self.space)
-            number, params = asked.number, dict(asked.params)
+            for trial in self.orphans[: self.batch]:
+                log.info("resuming Optuna trial %d left RUNNING by a dead driver", trial.number)
+                batch.append((trial.number, dict(trial.params)))
+            del self.orphans[: self.batch]
         else:
+            for _ in range(min(self.batch, self.to_ask)):
+                asked = self.study.ask(fixed_distributions=self.space)
+                batch.append((asked.number, dict(asked.params)))
+            self.to_ask -= len(batch)
+        if not batch:
             return Searcher.FINISHED  # type: ignore[return-value]
-        self.numbers[trial_id] = number
-        return {**params, TRIAL_NUMBER: number}
+        self.numbers[trial_id] = [number for number, _ in batch]
+        return {TRIAL_BATCH: [[number, params] for number, params in batch]}
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
-        number = self.numbers.get(trial_id)
-        if number is None:
-            return
-        values = [None if result is None else result.get(m) for m in self.metrics]
+        by_number = reported(result or {})
+        for number in self.numbers.get(trial_id, []):
+            self._tell(number, by_number.get(number, {}), error)
+
+    def _tell(self, number: int, summary: dict[str, Any], error: bool) -> None:
+        values = [summary.get(m) for m in self.metrics]
         frozen = self.study._storage.get_trial(
             self.study._storage.get_trial_id_from_study_id_trial_number(
                 self.study._study_id, number))
         if frozen.state != TrialState.RUNNING:
             return  # told already (a duplicate completion): never count a trial twice
-        summary = _summary(result or {})
         if summary:
             self.study._storage.set_trial_user_attr(frozen._trial_id, "metrics", summary)
         if not error and not summary:

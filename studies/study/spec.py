@@ -3,7 +3,7 @@ the same budget for every arm. The file behind ``optistudy study run STUDY.yaml`
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from optuna.distributions import BaseDistribution
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -11,13 +11,15 @@ from pydantic_core import ErrorDetails
 
 from studies.engine.config import InitConfig, ModelConfig, StopConfig, TrainConfig
 from studies.specs import validation_error
-from studies.study.arm import Arm
+from studies.study.arm import MAX_ITEMS, Arm
 from studies.study.constraints import Problem
 from studies.study.execution import Objective, Resources, Sampler, Scheduler
 from studies.study.names import Name
 from studies.study.search_space import FloatRange
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+MAX_TEXT = 6000
+"""The longest free text (a description) a spec may hold."""
 # Any valid optimizer: a task is checked as a training config of its own before any arm.
 _PROBE_OPTIMIZER = {"name": "adam"}
 
@@ -68,9 +70,9 @@ class StudySpec(BaseModel):
 
     model_config = _STRICT
     name: Name
-    description: str = ""
-    tasks: list[TaskSpec] = Field(min_length=1)
-    arms: list[Arm] = Field(min_length=1)
+    description: str = Field(default="", max_length=MAX_TEXT)
+    tasks: list[TaskSpec] = Field(min_length=1, max_length=MAX_ITEMS)
+    arms: list[Arm] = Field(min_length=1, max_length=MAX_ITEMS)
     seeds_per_trial: int = Field(ge=1, le=100_000)
     seed_start: int = Field(default=0, ge=0)
     trials_per_arm: int = Field(ge=1, le=100_000,
@@ -83,6 +85,12 @@ class StudySpec(BaseModel):
         default="best", description="which trials get plots in MLflow: each arm's best "
         "trial (also shown on the arm's run), every trial (about 0.3 s of the driver's time "
         "each), or none")
+    batch_trials: Literal["auto"] | Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default="auto", description="Optuna trials one Ray trial trains at once, as one "
+        "population of configurations × seeds (each still its own Optuna trial and MLflow "
+        "run): auto sizes batches so that every worker runs a few of them; 1 runs one Ray "
+        "trial per Optuna trial. Arms searching non-numeric values, and the asha scheduler, "
+        "always use 1")
 
     @model_validator(mode="after")
     def _valid(self) -> StudySpec:

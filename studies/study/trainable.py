@@ -1,8 +1,10 @@
-"""One Ray Tune trial: one configuration of one arm on one task, trained over the study's
-seeds as one population (not one Ray trial per seed), in checkpointed segments."""
+"""One Ray Tune trial: a batch of configurations (Optuna trials) of one arm on one task,
+trained over the study's seeds as one population (not one Ray trial per seed, nor per
+configuration), in checkpointed segments; each configuration is reported on its own."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import socket
@@ -15,8 +17,8 @@ import torch
 from ray import tune
 
 from studies.engine import Training, TrainResult
-from studies.study import trial_files
-from studies.study.search import TRIAL_NUMBER
+from studies.study import batching, trial_files
+from studies.study.search import REPORTED, batch_of
 from studies.study.spec import StudySpec
 
 STATE_FILE = "training.pt"
@@ -63,20 +65,23 @@ def _saved_state(own: Path) -> dict[str, Any] | None:
 
 def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_name: str,
               checkpoints: str) -> None:
-    """Ray Tune's function trainable: ``config`` holds the sampled hyperparameters and the
-    trial's Optuna number. Every segment reports interim metrics (for ASHA) with a
-    checkpoint; the end reports the metrics at the top level and under ``summary`` (what
-    the ledger stores with the trial)."""
+    """Ray Tune's function trainable: ``config`` holds the batch of Optuna trials (numbers
+    and sampled hyperparameters). Every segment reports interim metrics of the whole
+    population (for ASHA, which runs batches of one) with a checkpoint; the end reports each
+    trial's metrics under ``trials/NUMBER`` (what the ledger stores with each Optuna trial)
+    and its files in a folder per number."""
     spec = StudySpec.model_validate_json(spec_json)
     task = next(t for t in spec.tasks if t.name == task_label)
     arm = next(a for a in spec.arms if a.name == arm_name)
-    number = config.get(TRIAL_NUMBER)
-    hyperparameters = {k: v for k, v in config.items() if k != TRIAL_NUMBER}
+    batch = batch_of(config)
     torch.set_num_threads(max(1, int(spec.resources.cpus)))  # one thread per CPU Ray gave us
     device = "cuda" if spec.resources.gpus > 0 else "cpu"
-    train_config = spec.train_config(task, arm, hyperparameters)
-    training = Training(train_config, device=device, history_points=200)
-    own = Path(checkpoints) / f"{number}.pt"
+    configs = [spec.train_config(task, arm, params) for _, params in batch]
+    train_config, seeds, per_member = batching.population(configs)
+    training = Training(train_config, seeds=seeds, per_member=per_member, device=device,
+                        history_points=200, groups=len(batch))
+    numbers = ",".join(str(number) for number, _ in batch)
+    own = Path(checkpoints) / f"{hashlib.sha256(numbers.encode()).hexdigest()[:16]}.pt"
     state = _saved_state(own)
     if state is not None:
         training.load_state_dict(state)
@@ -89,12 +94,30 @@ def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_na
             torch.save(state, Path(folder) / STATE_FILE)
             tune.report(training.interim_summary(),
                         checkpoint=tune.Checkpoint.from_directory(folder))
-    result = training.result()
-    metrics = trial_metrics(result)
-    metrics["node"] = socket.gethostname() + ":" + ray.get_runtime_context().get_node_id()
-    metrics["resumed_at_epoch"] = resumed_at  # > 0: continued from a checkpoint
+    node = socket.gethostname() + ":" + ray.get_runtime_context().get_node_id()
+    by_number: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as folder:
-        trial_files.write(result, Path(folder))
-        tune.report({**metrics, "epoch": training.epoch, "summary": metrics},
+        for (number, _), result in zip(batch, training.group_results(configs), strict=True):
+            metrics = trial_metrics(result)
+            metrics["node"] = node
+            metrics["resumed_at_epoch"] = resumed_at  # > 0: continued from a checkpoint
+            metrics["batch_size"] = len(batch)  # configurations trained in this population
+            by_number[str(number)] = metrics
+            files = Path(folder) / str(number)
+            files.mkdir()
+            trial_files.write(result, files)
+        tune.report({**_batch_objective(by_number), "epoch": training.epoch,
+                     REPORTED: by_number},
                     checkpoint=tune.Checkpoint.from_directory(folder))
     own.unlink(missing_ok=True)
+
+
+def _batch_objective(by_number: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Top-level metrics of a batch for Ray Tune's own bookkeeping (each Optuna trial is
+    told its own values from ``trials/NUMBER``): the best of the batch by each."""
+    best: dict[str, Any] = {}
+    for name, pick in (("epochs_penalised_mean", min), ("success_rate", max)):
+        values = [m[name] for m in by_number.values() if isinstance(m.get(name), int | float)]
+        if values:
+            best[name] = pick(values)
+    return best

@@ -1,5 +1,5 @@
 """Every route but /health needs a valid, unrevoked bearer token; a study is its owner's
-(and an admin's) alone. A real server on loopback, a real SQLite database."""
+(and an admin's) alone. A real server on loopback, a real SQLite or PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from service.cli import app as cli
 from service.database import open_database
 from service.models import StudyStatus
 from service.settings import Settings
+from tests.backends import BACKENDS, stores
 from tests.service.live import bearer, isolate, serving, settings_for, token
 from tests.service.studies_data import xor_study
 
@@ -33,13 +34,15 @@ class Service:
     study_id: str
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def service(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """alice, bob, root (an admin token) and a revoked token of alice's; one finished study
-    of alice's, recorded in the database."""
+    of alice's, recorded in the database (SQLite, then PostgreSQL)."""
     home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as monkeypatch:
+    with stores(request.param, home) as backend, pytest.MonkeyPatch.context() as monkeypatch:
         isolate(home, monkeypatch)
+        backend.apply(monkeypatch)
         settings = settings_for(home, admin_token=SecretStr(SETTINGS_ADMIN))
         tokens = {owner: token(settings, owner) for owner in ("alice", "bob")}
         tokens["root"] = token(settings, "root", admin=True)

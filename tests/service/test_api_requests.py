@@ -15,6 +15,7 @@ import yaml
 from service import crud
 from service.database import open_database
 from service.models import StudyStatus
+from tests.backends import BACKENDS, stores
 from tests.service.live import bearer, isolate, serving, settings_for, token
 from tests.service.studies_data import xor_study
 
@@ -28,11 +29,14 @@ class Service:
     study_id: str
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def service(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """On each backend's service database (SQLite, then PostgreSQL)."""
     home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as monkeypatch:
+    with stores(request.param, home) as backend, pytest.MonkeyPatch.context() as monkeypatch:
         isolate(home, monkeypatch)
+        backend.apply(monkeypatch)
         settings = settings_for(home, max_body_bytes=MAX_BODY)
         headers = bearer(token(settings, "alice"))
         with open_database(settings.database_url)() as session:

@@ -1,7 +1,8 @@
 """Scheduled regression benchmarks over HTTP: schedules are checked (cron, suite, baseline)
 and their owner's alone; the scheduler fires a slot a few seconds out, runs the suite against
 its baseline, records the run and its verdict, and never runs a slot twice, with two services
-on one database or across a restart. A real server on loopback, a real SQLite database."""
+on one database or across a restart. A real server on loopback, a real SQLite (or, for
+the schedules and runs routes, PostgreSQL) database."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from service.scheduler import SUITES_DIR, slot_to_run
 from service.settings import Settings
 from studies.bench import BenchStore
 from studies.study.home import Home
+from tests.backends import BACKENDS, stores
 from tests.service.live import bearer, isolate, serving, settings_for, token, wait_for
 
 TINY_SUITE: dict[str, Any] = {
@@ -55,12 +57,15 @@ class Service:
     tokens: dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """alice, bob and root (an admin); the tiny suite in the data dir; nothing due."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def service(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """alice, bob and root (an admin); the tiny suite in the data dir; nothing due; on
+    each backend's service database (SQLite, then PostgreSQL)."""
     home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as monkeypatch:
+    with stores(request.param, home) as backend, pytest.MonkeyPatch.context() as monkeypatch:
         isolate(home, monkeypatch)
+        backend.apply(monkeypatch)
         _write_suite(home)
         settings = settings_for(home, scheduler_seconds=0.2)
         tokens = {owner: token(settings, owner) for owner in ("alice", "bob")}

@@ -67,7 +67,7 @@ def test_rprop_telemetry_reads_the_optimizer_state() -> None:
     changed = training.optimizer.state[training.flat]["sign_changed"][:8].double().mean().clone()
     training.advance(1)
     assert training.history.epochs[-1] == 9 and bool(training.running[:8].all())
-    recorded = training.history.telemetry[-1]
+    recorded = training.history.telemetry[-1][0]  # the only group
     assert recorded["step_size_p50"] == pytest.approx(float(steps.quantile(0.5)))
     assert recorded["step_size_p90"] == pytest.approx(float(steps.quantile(0.9)))
     assert recorded["step_size_frac_at_max"] == float((steps >= 50.0).double().mean())
