@@ -92,18 +92,29 @@ def build_optimizer(config: TrainConfig, model: nn.Module,
     ([members] tensors) overriding the spec's values. A key ``"name[i]"`` sets element i of
     a tuple hyperparameter (e.g. ``"betas[0]"``)."""
     optimizer_class: Any = optimizers.get(config.optimizer.name)
-    hyperparameters: dict[str, Any] = dict(config.optimizer.hyperparameters)
     flat: Tensor = model.flat  # type: ignore[assignment]
-    defaults = inspect.signature(optimizer_class.__init__).parameters
-    for key, values in (per_member or {}).items():
-        values = values.to(device=flat.device, dtype=flat.dtype)
+    hyperparameters = with_per_member(
+        config.optimizer.name, dict(config.optimizer.hyperparameters),
+        {key: values.to(device=flat.device, dtype=flat.dtype)
+         for key, values in (per_member or {}).items()})
+    return optimizer_class([flat], members=flat.shape[0], **hyperparameters)
+
+
+def with_per_member(optimizer: str, hyperparameters: dict[str, Any],
+                    per_member: dict[str, Tensor]) -> dict[str, Any]:
+    """The optimizer's arguments ``hyperparameters`` with the ``per_member`` tensors in
+    place: a key ``"name[i]"`` sets element i of a tuple hyperparameter (the optimizer's
+    default tuple where the arguments have none)."""
+    merged = dict(hyperparameters)
+    defaults = inspect.signature(optimizers.get(optimizer).__init__).parameters
+    for key, values in per_member.items():
         name, _, index = key.partition("[")
         if not index:
-            hyperparameters[name] = values
+            merged[name] = values
             continue
         if name not in defaults:
-            raise ValueError(f"unknown hyperparameter {name!r} for {config.optimizer.name}")
-        current = list(hyperparameters.get(name, defaults[name].default))
+            raise ValueError(f"unknown hyperparameter {name!r} for {optimizer}")
+        current = list(merged.get(name, defaults[name].default))
         current[int(index.rstrip("]"))] = values
-        hyperparameters[name] = tuple(current)
-    return optimizer_class([flat], members=flat.shape[0], **hyperparameters)
+        merged[name] = tuple(current)
+    return merged

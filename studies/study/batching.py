@@ -21,6 +21,7 @@ from torch import Tensor
 
 import optimizers
 from studies.engine import TrainConfig
+from studies.engine.build import with_per_member
 from studies.study.arm import Arm
 from studies.study.search_space import Choice
 
@@ -44,8 +45,9 @@ def searched_numbers_only(arm: Arm) -> bool:
         weights = torch.zeros(2, 3, requires_grad=True)
         per_member = _split_tuples({name: values[name.partition("[")[0]]
                                     for name in arm.search})
-        kwargs = _with_tensors(values, {name: torch.full((2,), float(value))
-                                        for name, value in per_member.items()})
+        kwargs = with_per_member(arm.optimizer, values,
+                                 {name: torch.full((2,), float(value))
+                                  for name, value in per_member.items()})
         optimizer_class: Any = optimizers.get(arm.optimizer)
         optimizer_class([weights], members=2, **kwargs)
     except (ValueError, TypeError, KeyError):
@@ -100,16 +102,3 @@ def _split_tuples(values: dict[str, Any]) -> dict[str, Any]:
         else:
             split[name] = value
     return split
-
-
-def _with_tensors(values: dict[str, Any], tensors: dict[str, Tensor]) -> dict[str, Any]:
-    kwargs = dict(values)
-    for key, tensor in tensors.items():
-        name, _, index = key.partition("[")
-        if not index:
-            kwargs[name] = tensor
-            continue
-        elements = list(kwargs[name])
-        elements[int(index.rstrip("]"))] = tensor
-        kwargs[name] = tuple(elements)
-    return kwargs
