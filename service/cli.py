@@ -145,6 +145,22 @@ def _execute(study: StudySpec, home: Home, address: str | None) -> None:
     typer.echo(comparison_table(outcomes))
 
 
+@study_app.command("end")
+def study_end(name: Annotated[str, typer.Argument(help="the study's name")]) -> None:
+    """End an interrupted study instead of resuming it: the Optuna trials and MLflow runs
+    its dead driver left RUNNING end FAIL and KILLED."""
+    from studies.study import cancel
+    from studies.study.home import Home
+
+    try:
+        ended = cancel.end_interrupted(Home.from_environment(), name)
+    except ValueError as error:
+        _fail(error)
+        return
+    typer.echo(f"study {name}: {ended.trials} Optuna trial(s) failed, {ended.runs} MLflow "
+               "run(s) killed")
+
+
 @study_app.command("report")
 def study_report(
     name: Annotated[str, typer.Argument(help="the study's name")],

@@ -1,16 +1,18 @@
 """End what a stopped study left RUNNING: its Optuna trials become FAIL and its MLflow runs
-end KILLED. Called once the study's driver is gone (cancelled, or found dead), so that
-nothing is left RUNNING for ever."""
+end KILLED. Called once the study's driver is gone (cancelled, or found dead by the
+service's reconcile loop, or by ``optistudy study end`` for a study no service watches),
+so that nothing is left RUNNING for ever."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
 
-from studies.study.home import Home
-from studies.study.ledger import experiment_name, load
+from studies.study.home import Home, read_json, write_json
+from studies.study.ledger import experiment_name, load, state
 from studies.study.recording import tracking_client
 
 
@@ -47,3 +49,16 @@ def end_running(home: Home, name: str) -> Ended:
             client.set_terminated(run.info.run_id, "KILLED")
             runs += 1
     return Ended(trials=trials, runs=runs)
+
+
+def end_interrupted(home: Home, name: str) -> Ended:
+    """The sweep for a study no service watches: end what its dead driver left RUNNING
+    (instead of resuming it) and mark it ``ended``. Refused while its driver is alive."""
+    current = state(home, name)
+    if current == "running":
+        raise ValueError(f"study {name!r} is running (its driver is alive): stop it first")
+    ended = end_running(home, name)
+    if current == "interrupted":
+        path = home.study_dir(name) / "status.json"
+        write_json(path, {**read_json(path), "state": "ended", "ended": time.time()})
+    return ended

@@ -107,6 +107,9 @@ class MlflowRecorder(tune.Callback):
         if found:
             run_id: str = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
+            missing = _missing(params_of({"arm": arm_spec}), found[0].data.params)
+            if missing:  # a driver killed between creating the run and logging them
+                self.client.log_batch(run_id, params=missing)
             return run_id
         run = self.client.create_run(self.experiment_id, run_name=f"{self.task}/{self.arm}",
                                      tags={**self._tags(), "optistudy.role": "arm"})
@@ -154,9 +157,11 @@ class MlflowRecorder(tune.Callback):
     def _open(self, batch: list[tuple[int, dict[str, Any]]], ray_trial_id: str) -> None:
         for number, hyperparameters in batch:
             run_id, new = self._trial_run(number, ray_trial_id)
-            if new:
-                self.client.log_batch(run_id,
-                                      params=params_of({"hyperparameters": hyperparameters}))
+            params = params_of({"hyperparameters": hyperparameters})
+            if not new:  # a driver killed between opening the run and logging them
+                params = _missing(params, self.client.get_run(run_id).data.params)
+            if params:
+                self.client.log_batch(run_id, params=params)
 
     def _complete_batch(self, batch: list[tuple[int, dict[str, Any]]], ray_trial_id: str,
                         by_number: dict[int, dict[str, Any]], folder: Path | None) -> None:
@@ -211,7 +216,9 @@ class MlflowRecorder(tune.Callback):
                 continue
             run_id = (run.info.run_id if run is not None
                       else self._trial_run(trial["number"], "unknown")[0])
-            self.client.log_batch(run_id, metrics=metrics_of(trial["metrics"]))
+            self.client.log_batch(run_id, metrics=metrics_of(trial["metrics"]), params=_missing(
+                params_of({"hyperparameters": trial["params"]}),
+                {} if run is None else run.data.params))
             self.client.set_terminated(run_id, endings.get(trial["state"], "KILLED"))
         if best is not None:
             self.client.log_batch(self.parent_id, metrics=metrics_of(best["metrics"], "best_"),
@@ -250,6 +257,12 @@ class MlflowRecorder(tune.Callback):
                 self.client.log_artifacts(self.parent_id, str(drawn), "best_trial")
             if SEEDS_FILE in logged:
                 self.client.log_artifact(self.parent_id, str(folder / SEEDS_FILE), "best_trial")
+
+
+def _missing(params: list[Param], logged: dict[str, str]) -> list[Param]:
+    """The ``params`` a run has not logged yet (MLflow refuses to change a logged value,
+    and a value read back from Optuna may be written differently: ``0.0`` for ``0``)."""
+    return [param for param in params if param.key not in logged]
 
 
 def _curves(history_file: Path, members: list[dict[str, Any]]) -> list[Any]:

@@ -29,7 +29,7 @@ from studies.study.home import Home, read_json, write_json
 from studies.study.ledger import completed_trials, experiment_name
 from studies.study.ledger import state as ledger_state
 from studies.study.recording import MlflowRecorder
-from studies.study.search import LedgerSearch, batch_of, reported
+from studies.study.search import FINISHED, LedgerSearch, batch_of, reported
 from studies.study.spec import StudySpec, TaskSpec
 from studies.study.trainable import run_trial
 
@@ -81,6 +81,14 @@ class _ProgressReporter(tune.Callback):
                       f"({trial.error_file or 'see the Ray logs'}); "
                       f"{self.done}/{self.total} trials")
 
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any,
+                         **info: Any) -> None:
+        """A trial whose worker died (or raised), retried from its latest checkpoint."""
+        numbers = ", ".join(str(number) for number, _ in batch_of(trial.config))
+        self.progress(f"  {self.label}: trial(s) {numbers} failed (worker lost or error); "
+                      f"retried from the latest checkpoint, failure {trial.num_failures} of "
+                      f"at most {MAX_FAILURES}")
+
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:
         batch = batch_of(trial.config)
@@ -131,13 +139,18 @@ def _optuna_study(spec: StudySpec, arm: Arm, name: str, storage: str) -> optuna.
     """The (task, arm) Optuna study; created with the arm's published defaults enqueued."""
     directions: list[Any] = list(spec.objective.targets().directions)
     try:
-        return optuna.load_study(study_name=name, storage=storage,
-                                 sampler=spec.sampler.build(arm.search))
+        study = optuna.load_study(study_name=name, storage=storage,
+                                  sampler=spec.sampler.build(arm.search))
     except KeyError:
         study = optuna.create_study(study_name=name, storage=storage, directions=directions,
                                     sampler=spec.sampler.build(arm.search))
-    for point in arm.defaults:
-        study.enqueue_trial(dict(point))
+    # The defaults are enqueued (in order) before any trial is asked: a study holding only
+    # waiting trials holds a prefix of them (a driver killed between creating the study
+    # and enqueueing them all left the rest out), and gets the rest now.
+    trials = study.get_trials(deepcopy=False)
+    if all(t.state == optuna.trial.TrialState.WAITING for t in trials):
+        for point in arm.defaults[len(trials):]:
+            study.enqueue_trial(dict(point))
     return study
 
 
@@ -150,12 +163,22 @@ def worker_slots(spec: StudySpec) -> int:
     return max(1, slots)
 
 
-def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home,
+def _work_left(study: optuna.Study, budget: int) -> bool:
+    """Whether the (task, arm) study has trials to run: fewer than ``budget`` finished, or
+    some left RUNNING by a dead driver."""
+    trials = study.get_trials(deepcopy=False)
+    finished = sum(t.state in FINISHED for t in trials)
+    return finished < budget or any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+
+
+def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home, address: str | None,
              progress: Progress) -> ArmResult:
     name = experiment_name(spec, task, arm)
     targets = spec.objective.targets()
     study = _optuna_study(spec, arm, name, home.optuna_storage)
-    slots = worker_slots(spec)
+    if _work_left(study, spec.trials_per_arm):
+        connect(address)  # Ray starts only for a study with trials left to run
+    slots = worker_slots(spec) if ray.is_initialized() else 1
     asha = spec.scheduler.name == "asha" and len(targets.metrics) == 1
     batch = 1 if asha else batching.batch_size(spec.batch_trials, arm, spec.trials_per_arm,
                                                spec.seeds_per_trial, slots)
@@ -249,12 +272,11 @@ def execute(spec: StudySpec, home: Home, *, address: str | None = None,
     """Run (or continue) every (task, arm) of a registered study to its full budget."""
     home.root.mkdir(parents=True, exist_ok=True)
     _status(home, spec.name, state="running", driver_pid=os.getpid(), started=time.time())
-    connect(address)
     outcomes = []
     try:
         for task in spec.tasks:
             for arm in spec.arms:
-                outcome = _run_arm(spec, task, arm, home, progress)
+                outcome = _run_arm(spec, task, arm, home, address, progress)
                 outcomes.append(outcome)
                 write_json(home.study_dir(spec.name) / "results" / f"{task.name}.{arm.name}.json",
                            {"task": outcome.task, "arm": outcome.arm, "trials": outcome.trials,

@@ -20,7 +20,7 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ TRIAL_BATCH = "optuna_trials"
 REPORTED = "trials"
 """The result key under which a Ray trial reports each Optuna trial's metrics by number."""
 
-_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+"""The states of a trial that counts in the budget."""
 
 
 def batch_of(config: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
@@ -66,7 +67,7 @@ class LedgerSearch(Searcher):
         self.study, self.space, self.metrics, self.batch = study, space, metrics, batch
         trials = study.get_trials(deepcopy=False)
         self.orphans = [t for t in trials if t.state == TrialState.RUNNING]
-        finished = sum(t.state in _FINISHED for t in trials)
+        finished = sum(t.state in FINISHED for t in trials)
         self.to_ask = max(0, budget - finished - len(self.orphans))
         self.numbers: dict[str, list[int]] = {}
         self.ray_trials = -(-len(self.orphans) // batch) + -(-self.to_ask // batch)
@@ -84,7 +85,7 @@ class LedgerSearch(Searcher):
         if self.orphans:
             for trial in self.orphans[: self.batch]:
                 log.info("resuming Optuna trial %d left RUNNING by a dead driver", trial.number)
-                batch.append((trial.number, dict(trial.params)))
+                batch.append((trial.number, self._orphan_params(trial)))
             del self.orphans[: self.batch]
         else:
             for _ in range(min(self.batch, self.to_ask)):
@@ -95,6 +96,18 @@ class LedgerSearch(Searcher):
             return Searcher.FINISHED  # type: ignore[return-value]
         self.numbers[trial_id] = [number for number, _ in batch]
         return {TRIAL_BATCH: [[number, params] for number, params in batch]}
+
+    def _orphan_params(self, trial: FrozenTrial) -> dict[str, Any]:
+        """An orphan's parameters. ``ask`` stores a new trial, then its parameters one by one:
+        a driver killed in between left some unset, and those are suggested now as ``ask``
+        would have (an enqueued trial's fixed values, else the sampler's)."""
+        if set(self.space) <= set(trial.params):
+            return dict(trial.params)
+        log.info("Optuna trial %d was left without some parameters: suggesting them",
+                 trial.number)
+        live = optuna.Trial(self.study, trial._trial_id)
+        return {name: live._suggest(name, distribution)
+                for name, distribution in self.space.items()}
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:

@@ -40,9 +40,11 @@ def trial_metrics(result: TrainResult) -> dict[str, Any]:
 
 
 def _save(state: dict[str, Any], path: Path) -> None:
-    """Write atomically: a trial killed while saving leaves the previous checkpoint."""
+    """Write atomically: a trial killed while saving leaves the previous checkpoint; a
+    temporary file of the process's own, so that a worker of a dead driver still finishing
+    the same trial cannot interleave its writes with those of the trial resumed elsewhere."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(state, temporary)
     os.replace(temporary, path)
 

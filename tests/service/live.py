@@ -20,6 +20,7 @@ from service import crud
 from service.app import create_app
 from service.database import open_database
 from service.settings import Settings
+from tests.ray_cluster import RayHead
 
 
 def free_port() -> int:
@@ -28,17 +29,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def isolate(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The environment the service and its drivers see: a local Ray with the test's Ray
-    token (Ray 2.60 enables token auth for local clusters too), the stores in ``home``."""
+def isolate(home: Path, monkeypatch: pytest.MonkeyPatch, ray: RayHead | None = None) -> None:
+    """The environment the service and its drivers see: the stores in ``home``; the drivers
+    join the Ray head ``ray`` (``RAY_ADDRESS``), or each starts a local Ray with the test's
+    Ray token (Ray 2.60 enables token auth for local clusters too)."""
     home.mkdir(parents=True, exist_ok=True)
+    for name in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "OPTISTUDY_OPTUNA_STORAGE",
+                 "OPTISTUDY_ADMIN_TOKEN", "OPTISTUDY_RAY_ADDRESS", "OPTISTUDY_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    if ray is not None:
+        for name, value in ray.environment().items():
+            monkeypatch.setenv(name, value)
+        return
     token = home / "ray-token"
     if not token.exists():
         token.write_text(secrets.token_hex(32))
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
-    for name in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "OPTISTUDY_OPTUNA_STORAGE",
-                 "OPTISTUDY_ADMIN_TOKEN", "OPTISTUDY_RAY_ADDRESS", "OPTISTUDY_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def settings_for(home: Path, **changes: Any) -> Settings:

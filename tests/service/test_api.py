@@ -22,6 +22,7 @@ from service import crud
 from service.database import open_database
 from service.settings import Settings
 from studies.study.home import read_json
+from tests.ray_cluster import RayHead
 from tests.service.live import bearer, free_port, isolate, serving, settings_for, token, wait_for
 from tests.service.studies_data import xor_study
 
@@ -107,8 +108,8 @@ def _assert_nothing_left_running(home: Path, name: str) -> None:
 
 
 def test_a_study_over_http_survives_a_restart_and_is_reported_and_in_mlflow(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate(tmp_path, monkeypatch)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_ray: RayHead) -> None:
+    isolate(tmp_path, monkeypatch, shared_ray)
     settings = settings_for(tmp_path, report_seeds=16)
     headers = bearer(token(settings, "alice"))
     with serving(settings) as url:
@@ -148,8 +149,8 @@ def _long_study(name: str) -> dict[str, Any]:
 
 
 def test_cancel_stops_the_driver_and_leaves_nothing_running(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate(tmp_path, monkeypatch)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_ray: RayHead) -> None:
+    isolate(tmp_path, monkeypatch, shared_ray)
     settings = settings_for(tmp_path, cancel_grace_seconds=5)
     headers = bearer(token(settings, "alice"))
     with serving(settings) as url:
@@ -168,21 +169,35 @@ def test_cancel_stops_the_driver_and_leaves_nothing_running(
         assert again.status_code == 409
 
 
-def test_a_driver_that_died_while_the_service_was_down_is_failed_at_start(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate(tmp_path, monkeypatch)
+def test_dead_drivers_studies_are_failed_with_nothing_left_running_up_or_down(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_ray: RayHead) -> None:
+    """The orphan sweep: a driver killed while the service runs has its study failed, its
+    RUNNING Optuna trials and MLflow runs ended, within a few reconcile periods; one killed
+    while the service is down, when the service starts."""
+    isolate(tmp_path, monkeypatch, shared_ray)
     settings = settings_for(tmp_path)
     headers = bearer(token(settings, "alice"))
     with serving(settings) as url:
-        study_id = _submit(url, headers, _long_study("orphan"))
-        _wait_until(url, headers, study_id, 180,
+        live_id = _submit(url, headers, _long_study("orphan-live"))
+        down_id = _submit(url, headers, _long_study("orphan"))
+        _wait_until(url, headers, live_id, 180,
                     lambda s: any(arm["trials_running"] for arm in s["progress"]))
-    driver = _driver_pid(settings, study_id)
+        driver = _driver_pid(settings, live_id)
+        os.killpg(driver, signal.SIGKILL)
+        # found by the service's reconcile loop (every reconcile_seconds = 1 s)
+        found = _wait_until(url, headers, live_id, 10 * settings.reconcile_seconds,
+                            lambda s: s["status"] == "failed")
+        assert "ended before the study was complete" in found["error"]
+        _assert_nothing_left_running(tmp_path, "orphan-live")
+        # the other study had to wait for the CPUs the first one held
+        _wait_until(url, headers, down_id, 180,
+                    lambda s: any(arm["trials_running"] for arm in s["progress"]))
+    driver = _driver_pid(settings, down_id)
     os.killpg(driver, signal.SIGKILL)
     wait_for(lambda: _reaped(driver) and not _group_alive(driver), 30,
              "the driver's session to end")
     with serving(_another_port(settings)) as url:
-        found = _read(url, headers, study_id)
+        found = _read(url, headers, down_id)
     assert found["status"] == "failed", found
     assert "ended before the study was complete" in found["error"]
     _assert_nothing_left_running(tmp_path, "orphan")

@@ -32,6 +32,7 @@ from service.drivers import RayJobs
 from service.settings import Settings
 from studies.study import ledger
 from studies.study.home import Home
+from tests.ray_cluster import wait_for_nodes
 from tests.service.live import bearer, free_port, isolate, serving, settings_for, token, wait_for
 from tests.service.studies_data import xor_study
 from tests.service.test_api import (
@@ -44,24 +45,6 @@ from tests.service.test_api import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_for_head(address: str) -> None:
-    """As tests/studies/test_study_run.py waits for its cluster: a fresh driver process
-    joins until the head's node is alive with its CPUs."""
-    probe = ("import ray,sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
-             "print(sum(n['Alive'] and n['Resources'].get('CPU', 0) >= 1 for n in ray.nodes()))")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            out = subprocess.run([sys.executable, "-c", probe, address], capture_output=True,
-                                 text=True, timeout=30, check=False)
-        except subprocess.TimeoutExpired:
-            continue
-        if out.returncode == 0 and out.stdout.strip().isdigit() and int(out.stdout) >= 1:
-            return
-        time.sleep(1)
-    pytest.fail(f"the Ray head at {address} did not start")
 
 
 def _job_server(url: str) -> JobSubmissionClient:
@@ -112,7 +95,7 @@ def ray_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
     try:
-        _wait_for_head(f"127.0.0.1:{port}")
+        wait_for_nodes(f"127.0.0.1:{port}", 1)
         url = f"http://127.0.0.1:{dashboard}"
         _job_server(url)
         yield url

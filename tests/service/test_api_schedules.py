@@ -30,6 +30,7 @@ from service.settings import Settings
 from studies.bench import BenchStore
 from studies.study.home import Home
 from tests.backends import BACKENDS, stores
+from tests.ray_cluster import RayHead
 from tests.service.live import bearer, isolate, serving, settings_for, token, wait_for
 
 TINY_SUITE: dict[str, Any] = {
@@ -227,9 +228,9 @@ def _schedule(settings: Settings, schedule_id: uuid.UUID, **values: Any) -> Sche
 
 @pytest.mark.slow
 def test_a_slot_fires_records_its_verdict_and_runs_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_ray: RayHead) -> None:
     home = tmp_path / "home"
-    isolate(home, monkeypatch)
+    isolate(home, monkeypatch, shared_ray)
     suite_file = _write_suite(home)
     stored = re.search(r"^run (\S+) stored in", _bench(home, "run", str(suite_file)), re.M)
     assert stored is not None
@@ -257,7 +258,7 @@ def test_a_slot_fires_records_its_verdict_and_runs_once(
         assert datetime.fromisoformat(run["slot"]) == soon
         assert run["bench_run_id"] in BenchStore(Home(home), "tiny").run_ids()
         assert run["bench_run_id"] != stored[1]
-        assert "no regression" in run["summary"] or "ok" in run["summary"]
+        assert "verdict: UNCHANGED" in run["summary"], run["summary"]  # same code, same seeds
         advanced = _schedule(first, schedule_id).next_slot
         assert (advanced.hour, advanced.minute) == (3, 0) and advanced > soon
     assert len(_rows(first, schedule_id)) == 1

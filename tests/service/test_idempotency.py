@@ -35,6 +35,7 @@ from service.settings import Settings
 from studies.specs import parse
 from studies.study import StudySpec, runner
 from studies.study.home import Home
+from tests.ray_cluster import RayHead
 from tests.service.live import bearer, isolate, serving, settings_for, token, wait_for
 from tests.service.studies_data import xor_study
 
@@ -120,9 +121,9 @@ def _killed_inside_a_submission(settings: Settings, names: list[str]) -> str:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="drivers are found through /proc")
 def test_a_retry_after_a_kill_9_makes_one_study_and_one_driver(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_ray: RayHead) -> None:
     home = tmp_path / "home"
-    isolate(home, monkeypatch)
+    isolate(home, monkeypatch, shared_ray)
     settings = settings_for(home)
     headers = bearer(token(settings, "alice"))
     url = f"http://127.0.0.1:{settings.port}"

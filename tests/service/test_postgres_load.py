@@ -4,9 +4,8 @@ and the MLflow store each a fresh PostgreSQL database), 32 submissions at once o
 name is taken exactly once, every study completes, each Optuna study has distinct trial
 numbers, each trial one MLflow run, and no one meets a storage error.
 
-To keep it cheap the drivers share one local Ray head that the test starts (its own temp
-dir, token authentication, ``RAY_ADDRESS`` in the service's environment, which its drivers
-inherit), instead of starting a local Ray each."""
+To keep it cheap the drivers join the session's shared Ray head (``RAY_ADDRESS`` in the
+service's environment, which its drivers inherit) instead of starting a local Ray each."""
 
 from __future__ import annotations
 
@@ -14,11 +13,7 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -32,9 +27,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.backends import Backend, stores
-from tests.service.live import bearer, free_port, isolate, serving, settings_for, token, wait_for
+from tests.ray_cluster import RayHead
+from tests.service.live import bearer, isolate, serving, settings_for, token, wait_for
 from tests.service.studies_data import xor_study
-from tests.service.test_api_ray_jobs import _wait_for_head
 
 pytestmark = pytest.mark.slow
 
@@ -58,33 +53,16 @@ def postgres(tmp_path: Path) -> Iterator[Backend]:
 
 
 @pytest.fixture
-def shared_ray(tmp_path: Path, postgres: Backend,
-               monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The test's environment (stores on PostgreSQL, the test's Ray token) and a Ray head
-    of two CPUs that every driver joins; stopped by killing its session."""
-    isolate(tmp_path, monkeypatch)
+def load_environment(tmp_path: Path, postgres: Backend, shared_ray: RayHead,
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The test's environment: stores on PostgreSQL, drivers joining the session's Ray head
+    (two CPUs); every driver still running at the end is stopped."""
+    isolate(tmp_path, monkeypatch, shared_ray)
     postgres.apply(monkeypatch)
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    port = free_port()
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths
-    head = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-         f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false",
-         f"--ray-client-server-port={free_port()}", "--num-cpus=2", "--num-gpus=0",
-         "--disable-usage-stats"],
-        env=dict(os.environ, RAY_ADDRESS=""), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        address = f"127.0.0.1:{port}"
-        _wait_for_head(address)
-        monkeypatch.setenv("RAY_ADDRESS", address)
-        yield address
+        yield shared_ray.address
     finally:
         _stop_drivers(tmp_path)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(head.pid, signal.SIGKILL)
-        head.wait(timeout=30)
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _stop_drivers(home: Path) -> None:
@@ -105,7 +83,7 @@ def _post(url: str, headers: dict[str, str], name: str) -> httpx.Response:
 
 
 def test_32_submissions_and_8_drivers_on_postgresql(
-        tmp_path: Path, postgres: Backend, shared_ray: str,
+        tmp_path: Path, postgres: Backend, load_environment: str,
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     settings = settings_for(tmp_path)

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from pydantic import SecretStr
 
 from service.tokens import token_hash
+from tests.ray_cluster import RayHead
 from tests.service.live import bearer, isolate, settings_for, token, wait_for
 from tests.service.studies_data import xor_study
 from tests.service.test_idempotency import service_process
@@ -22,9 +23,9 @@ from tests.service.test_idempotency import service_process
 
 @pytest.mark.slow
 def test_no_secret_in_logs_files_mlflow_or_driver_environment(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_ray: RayHead) -> None:
     home = tmp_path / "home"
-    isolate(home, monkeypatch)
+    isolate(home, monkeypatch, shared_ray)
     admin = "adm_" + secrets.token_urlsafe(32)
     monkeypatch.setenv("OPTISTUDY_ADMIN_TOKEN", admin)
     settings = settings_for(home, admin_token=SecretStr(admin))

@@ -3,11 +3,8 @@ kill -9 the driver and resume, and a real two-node Ray cluster on this machine."
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,53 +19,53 @@ import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner, Result
+
+from service.cli import app
+from tests.processes import kill_session, session_members
+from tests.ray_cluster import RayHead, free_port, new_token, wait_for_nodes
+from tests.studies.kill_points import study_spec
 
 pytestmark = pytest.mark.slow
 
 COMMAND = str(Path(sys.executable).parent / "optistudy")
 
 
-def _spec(name: str, trials: int, max_epochs: int = 200, seeds: int = 16) -> dict[str, object]:
-    return {
-        "name": name,
-        "tasks": [{"task": "xor", "stop": {"target": {"quantity": "sse", "below": 0.001},
-                                           "max_epochs": max_epochs}}],
-        "arms": [
-            {"name": "iRprop-plus", "optimizer": "rprop", "fixed": {"variant": "iRprop+"},
-             "search": {"delta0": {"low": 0.01, "high": 1.0, "log": True},
-                        "eta_plus": {"low": 1.05, "high": 2.0}},
-             "defaults": [{"delta0": 0.1, "eta_plus": 1.2}]},
-            {"name": "momentum", "optimizer": "steepest_descent",
-             "search": {"lr": {"low": 0.05, "high": 5.0, "log": True},
-                        "momentum": {"low": 0.0, "high": 0.95}}},
-        ],
-        "seeds_per_trial": seeds,
-        "trials_per_arm": trials,
-    }
+def _spec(name: str, trials: int, max_epochs: int = 200, seeds: int = 16) -> dict[str, Any]:
+    """XOR, iRprop+ (with its published defaults first) against momentum."""
+    return study_spec(name, trials, seeds, max_epochs)
+
+
+@pytest.fixture(autouse=True)
+def _ray_for_drivers(request: pytest.FixtureRequest, tmp_path: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drivers' Ray: the session's shared head, or (marked ``local_ray``) a local Ray of
+    each driver's own, with a Ray token of the test's (Ray 2.60 enables token auth for local
+    clusters too, and would otherwise write one to ~/.ray)."""
+    if request.node.get_closest_marker("local_ray"):
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(new_token(tmp_path)))
+        return
+    head: RayHead = request.getfixturevalue("shared_ray")
+    for name, value in head.environment().items():
+        monkeypatch.setenv(name, value)
 
 
 def _environment(home: Path) -> dict[str, str]:
-    """The CLI's environment: the test's data dir, a local Ray, and a Ray token of the
-    test's own (Ray 2.60 enables token auth for local clusters too, and would otherwise
-    write one to ~/.ray)."""
-    environment = dict(os.environ, OPTISTUDY_HOME=str(home),
-                       RAY_AUTH_TOKEN_PATH=str(_token(home)))
-    environment.pop("RAY_ADDRESS", None)
-    return environment
-
-
-def _token(home: Path) -> Path:
-    """The Ray token file of a test (created once; a cluster and its drivers share it)."""
-    token = home / "ray-token"
-    if not token.exists():
-        token.write_text(secrets.token_hex(32))
-    return token
+    """The CLI's environment: the test's data dir and the test's Ray (``_ray_for_drivers``)."""
+    return dict(os.environ, OPTISTUDY_HOME=str(home))
 
 
 def _optistudy(home: Path, *arguments: str,
                timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([COMMAND, *arguments], capture_output=True, text=True,
                           timeout=timeout, env=_environment(home), check=False)
+
+
+def _in_process(home: Path, *arguments: str) -> Result:
+    """The command line run in this process: for the commands that start no Ray, whose
+    own process would mostly spend its time importing."""
+    return CliRunner().invoke(app, list(arguments), env={"OPTISTUDY_HOME": str(home)})
 
 
 def _trials(home: Path, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -153,13 +150,19 @@ def _assert_trial_run(client: MlflowClient, run: Any, study: str, arm: str, max_
         assert list(weights["seeds"]) == list(range(seeds))
 
 
+def _ray_errors(home: Path) -> str:
+    """The end of every Ray trial error file under ``home``: what a failed check shows."""
+    return "\n".join(f"{path.relative_to(home)}:\n{path.read_text()[-1500:]}"
+                     for path in sorted((home / "ray").glob("**/error.txt")))
+
+
 def _assert_exact_budget(home: Path, study: str, trials: int, seeds: int = 16) -> None:
     for arm in ("iRprop-plus", "momentum"):
         found = _trials(home, f"{study}.xor.{arm}")
         numbers = [t.number for t in found]
         assert sorted(numbers) == list(range(trials)), (arm, numbers)
         assert all(t.state == optuna.trial.TrialState.COMPLETE for t in found), (
-            arm, [t.state.name for t in found])
+            arm, [t.state.name for t in found], _ray_errors(home))
         assert all(t.user_attrs["metrics"]["members"] == seeds for t in found)
 
 
@@ -175,10 +178,10 @@ def test_a_small_study_runs_end_to_end(tmp_path: Path) -> None:
     _assert_recorded_in_mlflow(tmp_path, "small", 4)
     default = _trials(tmp_path, "small.xor.iRprop-plus")[0]
     assert default.params == {"delta0": 0.1, "eta_plus": 1.2}  # the published defaults first
-    listed = _optistudy(tmp_path, "study", "list")
-    assert listed.returncode == 0 and "small" in listed.stdout and "complete" in listed.stdout
+    listed = _in_process(tmp_path, "study", "list")
+    assert listed.exit_code == 0 and "small" in listed.stdout and "complete" in listed.stdout
     assert "8/8" in listed.stdout
-    shown = _optistudy(tmp_path, "study", "show", "small")
+    shown = _in_process(tmp_path, "study", "show", "small")
     assert "xor/momentum: 4/4 trials" in shown.stdout
     reported = _optistudy(tmp_path, "study", "report", "small", "--seeds", "24")
     assert reported.returncode == 0, reported.stderr[-3000:]
@@ -201,14 +204,14 @@ def test_a_small_study_runs_end_to_end(tmp_path: Path) -> None:
     assert len(report_runs) == 1
     assert {a.path for a in client.list_artifacts(report_runs[0].info.run_id)} == {
         "report.md", "report.html", "report"}
-    again = _optistudy(tmp_path, "study", "run", str(spec))  # the same spec: nothing to do
-    assert again.returncode == 0 and "continuing it" in again.stdout
+    again = _in_process(tmp_path, "study", "run", str(spec))  # the same spec: nothing to do
+    assert again.exit_code == 0 and "continuing it" in again.stdout
     assert "4/4 trials (done)" in again.stdout
     _assert_exact_budget(tmp_path, "small", 4)
     changed = _spec("small", trials=5)
     spec.write_text(yaml.safe_dump(changed))
-    refused = _optistudy(tmp_path, "study", "run", str(spec))
-    assert refused.returncode == 2 and "exists already with a different spec" in refused.stderr
+    refused = _in_process(tmp_path, "study", "run", str(spec))
+    assert refused.exit_code == 2 and "exists already with a different spec" in refused.output
 
 
 def test_a_killed_driver_resumes_to_exactly_the_budget(tmp_path: Path) -> None:
@@ -239,6 +242,7 @@ def test_a_killed_driver_resumes_to_exactly_the_budget(tmp_path: Path) -> None:
     assert "interrupted" in listed.stdout
     resumed = _optistudy(tmp_path, "study", "resume", "killed")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    print(resumed.stdout)  # shown when a check below fails
     _assert_exact_budget(tmp_path, "killed", 6, seeds=64)
     _assert_recorded_in_mlflow(tmp_path, "killed", 6, max_epochs=400, seeds=64)
     assert "complete" in _optistudy(tmp_path, "study", "list").stdout
@@ -246,106 +250,165 @@ def test_a_killed_driver_resumes_to_exactly_the_budget(tmp_path: Path) -> None:
 
 def _end_session(session: int) -> None:
     """Stop what the test started: every process left in the driver's session."""
-    time.sleep(1)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(session, signal.SIGKILL)
+    kill_session(session)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+_FAST_NODE_DEATH = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4"}
+"""The head's settings in the two-node tests: a node that stops answering is declared dead
+after about 2 s (Ray's defaults: 5 failed health checks 3 s apart, about 15 s), so its trials
+are retried sooner, and never on a node that is gone."""
+
+
+class _Cluster:
+    """A two-node Ray cluster on this machine: its address, the Ray ids of its head and of
+    its second node, and the second node's ``ray start`` (the leader of that node's
+    session)."""
+
+    def __init__(self, address: str, head_node: str, worker_node: str,
+                 worker: subprocess.Popen[bytes]) -> None:
+        self.address, self.head_node, self.worker_node = address, head_node, worker_node
+        self.worker = worker
 
 
 @pytest.fixture
-def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Cluster]:
     """A Ray head and a second Ray node on this machine, one CPU each, on a free port, with
     token authentication (a token of the test's own, not ~/.ray's); both started in their
-    own sessions and stopped by killing those sessions."""
+    own sessions and stopped by killing every process of those sessions (Ray's workers have
+    process groups of their own)."""
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(_token(tmp_path)))
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(new_token(tmp_path)))
     ray = str(Path(sys.executable).parent / "ray")
-    port = _free_port()
+    port = free_port()
     address = f"127.0.0.1:{port}"
     common = ["--block", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
     environment = dict(os.environ, RAY_ADDRESS="")
     head = subprocess.Popen([ray, "start", "--head", f"--port={port}", "--include-dashboard=false",
-                             *common], env=environment, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                             *common], env={**environment, **_FAST_NODE_DEATH},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     worker = None
     try:
-        _wait_for_nodes(address, 1)
+        [head_node] = wait_for_nodes(address, 1)
         worker = subprocess.Popen([ray, "start", f"--address={address}", *common],
                                   env=environment, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, start_new_session=True)
-        _wait_for_nodes(address, 2)
-        yield address
+        [worker_node] = set(wait_for_nodes(address, 2)) - {head_node}
+        yield _Cluster(address, head_node, worker_node, worker)
     finally:
         for process in (worker, head):
             if process is not None:
-                _end_session(process.pid)
-                process.wait(timeout=30)
+                _stop_node(process)
 
 
-def _wait_for_nodes(address: str, count: int) -> None:
-    probe = ("import ray,sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
-             "print(sum(n['Alive'] and n['Resources'].get('CPU', 0) >= 1 for n in ray.nodes()))")
-    deadline = time.monotonic() + 90
+
+
+def _stop_node(node: subprocess.Popen[bytes]) -> None:
+    """Stop a Ray node as a lost machine stops: SIGKILL to every process of its session (its
+    ``ray start``, raylet, workers and the rest, whatever their process group)."""
+    kill_session(node.pid)
+    node.wait(timeout=30)
+
+
+def _wait_for_checkpointed_trials(checkpoints: Path, count: int, node: subprocess.Popen[bytes],
+                                  driver: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until ``count`` trials in flight have each written a checkpoint to
+    ``checkpoints`` (a trial deletes its own when it ends) and a trial actor runs on
+    ``node``."""
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        try:
-            out = subprocess.run([sys.executable, "-c", probe, address], capture_output=True,
-                                 text=True, timeout=30, check=False)
-        except subprocess.TimeoutExpired:
-            continue
-        if out.returncode == 0 and out.stdout.strip().isdigit() and int(out.stdout) >= count:
+        if driver.poll() is not None:
+            pytest.fail(f"the study ended (exit {driver.returncode}) before the node was "
+                        f"stopped:\n{log.read_text()[-3000:]}")
+        if (len(list(checkpoints.glob("*.pt"))) >= count
+                and session_members(node.pid, "ray::ImplicitFunc")):
             return
-        time.sleep(1)
-    pytest.fail(f"the Ray cluster at {address} did not reach {count} nodes")
+        time.sleep(0.2)
+    pytest.fail(f"no {count} checkpointed trials, one on the second node, in time:\n"
+                f"{log.read_text()[-3000:]}")
 
 
-def test_the_same_spec_runs_on_a_two_node_cluster(tmp_path: Path, two_node_cluster: str) -> None:
+def _assert_one_run_per_trial(home: Path, study: str, trials: int) -> None:
+    """Exactly one MLflow run per Optuna trial, none left RUNNING (all FINISHED), each with
+    its trial's final metrics: a retried trial continued its own run."""
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(f"optistudy/{study}")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], "tags.`optistudy.role` = 'trial'",
+                              max_results=1000)
+    arms = ("iRprop-plus", "momentum")
+    keys = sorted((r.data.tags["optistudy.arm"], int(r.data.tags["optuna.trial_number"]))
+                  for r in runs)
+    assert keys == [(arm, number) for arm in arms for number in range(trials)], keys
+    assert all(r.info.status == "FINISHED" for r in runs), [
+        (r.info.run_name, r.info.status) for r in runs]
+    ledger = {(arm, t.number): t for arm in arms for t in _trials(home, f"{study}.xor.{arm}")}
+    for run in runs:
+        trial = ledger[run.data.tags["optistudy.arm"], int(run.data.tags["optuna.trial_number"])]
+        assert run.data.metrics["success_rate"] == trial.user_attrs["metrics"]["success_rate"]
+
+
+@pytest.mark.local_ray  # its cluster's processes are its own
+def test_a_two_node_study_survives_a_stopped_node(tmp_path: Path,
+                                                  two_node_cluster: _Cluster) -> None:
+    cluster = two_node_cluster
     spec = tmp_path / "study.yaml"
     # Trials of several seconds each (many of the 4096 seeds never meet the target and run
-    # all 3000 epochs): the first two start together, one on each node.
-    spec.write_text(yaml.safe_dump(_spec("cluster", trials=4, max_epochs=3000, seeds=4096)))
-    run = _optistudy(tmp_path, "study", "run", str(spec), "--address", two_node_cluster)
-    assert run.returncode == 0, run.stderr[-3000:]
-    _assert_exact_budget(tmp_path, "cluster", 4, seeds=4096)
-    nodes = {t.user_attrs["metrics"]["node"] for arm in ("iRprop-plus", "momentum")
-             for t in _trials(tmp_path, f"cluster.xor.{arm}")}
-    assert len(nodes) == 2, nodes
-
-
-def _session_processes(session: int, marker: str) -> list[int]:
-    """Processes of the given session whose command line contains ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    # all 3000 epochs), checkpointed every 300 epochs: the two trials of the first arm run
+    # together, one on each node (one CPU each), and the second node is stopped while both
+    # are in flight.
+    spec.write_text(yaml.safe_dump(_spec("cluster", trials=2, max_epochs=3000, seeds=4096)))
+    log = tmp_path / "driver.log"
+    with log.open("wb") as output:
+        driver = subprocess.Popen([COMMAND, "study", "run", str(spec), "--address",
+                                   cluster.address], env=_environment(tmp_path), stdout=output,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for_checkpointed_trials(
+            tmp_path / "studies" / "cluster" / "checkpoints" / "cluster.xor.iRprop-plus", 2,
+            cluster.worker, driver, log)
+        _stop_node(cluster.worker)
+        # the ledger's trials in flight (the node's own cannot end before it is retried)
+        in_flight = [("iRprop-plus", t.number) for t in _trials(tmp_path, "cluster.xor.iRprop-plus")
+                     if t.state == optuna.trial.TrialState.RUNNING]
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            if marker in command and os.getsid(int(entry.name)) == session:
-                found.append(int(entry.name))
-        except (OSError, ProcessLookupError):
-            continue
-    return found
+            driver.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the study did not end after the node stopped:\n{log.read_text()[-3000:]}")
+    finally:
+        _end_session(driver.pid)
+    print(log.read_text())  # shown when a check below fails
+    assert driver.returncode == 0
+    _assert_exact_budget(tmp_path, "cluster", 2, seeds=4096)
+    metrics = {(arm, t.number): t.user_attrs["metrics"] for arm in ("iRprop-plus", "momentum")
+               for t in _trials(tmp_path, f"cluster.xor.{arm}")}
+    # the trial on the stopped node went on from its checkpoint on the head; every other
+    # trial ran once, uninterrupted, on the head
+    retried = [key for key, values in metrics.items() if values["resumed_at_epoch"] > 0]
+    assert len(retried) == 1 and retried[0] in in_flight, (retried, in_flight)
+    nodes = {values["node"].rpartition(":")[2] for values in metrics.values()}
+    assert nodes == {cluster.head_node}, (nodes, cluster.head_node, cluster.worker_node)
+    _assert_one_run_per_trial(tmp_path, "cluster", 2)
 
 
+@pytest.mark.local_ray  # finds its trial's worker in the driver's session
 def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
     spec_data = _spec("worker", trials=2, max_epochs=3000, seeds=4096)
     spec_data["arms"] = [spec_data["arms"][1]]  # momentum: runs to max_epochs, slowly
     spec_data["seeds_per_trial"] = 4096
     spec = tmp_path / "study.yaml"
     spec.write_text(yaml.safe_dump(spec_data))
-    driver = subprocess.Popen([COMMAND, "study", "run", str(spec)], env=_environment(tmp_path),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    log = tmp_path / "driver.log"
+    with log.open("wb") as output:
+        driver = subprocess.Popen([COMMAND, "study", "run", str(spec)],
+                                  env=_environment(tmp_path), stdout=output,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
     checkpoints = tmp_path / "studies" / "worker" / "checkpoints" / "worker.xor.momentum"
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and not list(checkpoints.glob("*.pt")):
             time.sleep(0.2)
-        workers = _session_processes(driver.pid, "ray::ImplicitFunc")
+        workers = session_members(driver.pid, "ray::ImplicitFunc")
         assert workers, "no trial worker found"
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
@@ -356,13 +419,17 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
     assert sorted(t.number for t in found) == [0, 1]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in found)
     assert max(t.user_attrs["metrics"]["resumed_at_epoch"] for t in found) > 0
+    assert "retried from the latest checkpoint, failure 1 of at most 2" in log.read_text()
 
 
-def test_failing_and_diverging_trials_are_recorded_and_the_study_completes(
+def test_failing_diverging_and_multi_objective_trials_are_recorded_and_the_study_completes(
         tmp_path: Path) -> None:
+    """One study (one driver) for three checks: an arm whose model raises fails its trials
+    after their retries, an arm whose weights explode records divergence, and with two
+    objectives every trial is told both."""
     spec = tmp_path / "study.yaml"
     spec.write_text(yaml.safe_dump({
-        "name": "faults", "seeds_per_trial": 8, "trials_per_arm": 2,
+        "name": "faults", "seeds_per_trial": 8, "trials_per_arm": 2, "objective": "both",
         "tasks": [{"task": "xor", "stop": {"max_epochs": 50}}],
         "arms": [
             {"name": "broken", "optimizer": "adam", "search": {"lr": {"low": 0.01, "high": 0.1}},
@@ -371,6 +438,9 @@ def test_failing_and_diverging_trials_are_recorded_and_the_study_completes(
             {"name": "exploding", "optimizer": "steepest_descent",
              "search": {"lr": {"low": 1.0e30, "high": 1.0e31, "log": True}},
              "overrides": {"model": {"layers": [2, 2, 1], "output": "linear"}}},
+            {"name": "adam", "optimizer": "adam",
+             "search": {"lr": {"low": 0.01, "high": 0.3, "log": True},
+                        "betas[0]": {"low": 0.5, "high": 0.95}}},
         ],
     }))
     environment = _environment(tmp_path)
@@ -385,6 +455,18 @@ def test_failing_and_diverging_trials_are_recorded_and_the_study_completes(
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in exploding)
     assert all(t.user_attrs["metrics"]["members_diverged"] == 8 for t in exploding)
     assert all(t.user_attrs["metrics"]["diverged_rate"] == 1.0 for t in exploding)
+    found = _trials(tmp_path, "faults.xor.adam")
+    assert len(found) == 2
+    for trial in found + exploding:
+        metrics = trial.user_attrs["metrics"]
+        assert trial.values == [metrics["epochs_penalised_mean"], metrics["success_rate"]]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("optistudy/faults")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], "tags.`optistudy.role` = 'trial' "
+                              "and tags.`optistudy.arm` = 'adam'")
+    assert len(runs) == 2
+    assert all("hyperparameters.betas.0" in run.data.params for run in runs)
 
 
 def test_asha_stops_poor_trials_early_and_they_count_in_the_budget(tmp_path: Path) -> None:
@@ -404,33 +486,10 @@ def test_asha_stops_poor_trials_early_and_they_count_in_the_budget(tmp_path: Pat
     assert optuna.trial.TrialState.RUNNING not in states
 
 
-def test_a_multi_objective_study_records_both_objectives(tmp_path: Path) -> None:
-    data = _spec("pareto", trials=3)
-    data["arms"] = [{"name": "adam", "optimizer": "adam",
-                     "search": {"lr": {"low": 0.01, "high": 0.3, "log": True},
-                                "betas[0]": {"low": 0.5, "high": 0.95}}}]
-    data["objective"] = "both"
-    spec = tmp_path / "study.yaml"
-    spec.write_text(yaml.safe_dump(data))
-    run = _optistudy(tmp_path, "study", "run", str(spec))
-    assert run.returncode == 0, run.stderr[-3000:]
-    found = _trials(tmp_path, "pareto.xor.adam")
-    assert len(found) == 3
-    for trial in found:
-        metrics = trial.user_attrs["metrics"]
-        assert trial.values == [metrics["epochs_penalised_mean"], metrics["success_rate"]]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("optistudy/pareto")
-    assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id], "tags.`optistudy.role` = 'trial'")
-    assert len(runs) == 3
-    assert all("hyperparameters.betas.0" in run.data.params for run in runs)
-
-
 def test_optistudy_ui_serves_the_mlflow_store_on_loopback(tmp_path: Path) -> None:
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     client.create_experiment("optistudy/seen-in-the-ui")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([COMMAND, "ui", "--port", str(port)], env=_environment(tmp_path),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
