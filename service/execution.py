@@ -78,7 +78,7 @@ class Execution:
             except IntegrityError:
                 session.rollback()
                 raise Conflict(taken) from None
-            self._start(study)
+            self._admit(session)
             session.commit()
             return study, True
 
@@ -87,9 +87,30 @@ class Execution:
         if study is None:
             raise Conflict(f"the study {study_id} made with this key is gone")
         if study.status in IN_FLIGHT and study.driver_id is None:
-            self._start(study)
+            self._admit(session)
             session.commit()
         return study
+
+    def _admit(self, session: Session) -> None:
+        """Start the drivers of queued studies, oldest first, while fewer than
+        ``max_running_studies`` run; the others stay queued until a driver ends. A driver
+        found already running a queued study (the service died between starting it and
+        recording it) is adopted whatever the count: it runs anyway."""
+        flight = crud.studies_in_flight(session)
+        queued = sorted((s for s in flight if s.driver_id is None), key=lambda s: s.created_at)
+        for study in queued:
+            driver = self.drivers.get(study.driver_kind)
+            found = driver.find(study.name) if driver is not None else None
+            if found is not None:
+                study.driver_id = found
+                self._reconcile(study)
+        driving = sum(study.driver_id is not None for study in flight)
+        for study in queued:
+            if driving >= self.settings.max_running_studies:
+                return
+            if study.driver_id is None:
+                self._start(study)
+                driving += study.driver_id is not None
 
     def _start(self, study: Study) -> None:
         """Start the driver of a committed study that has none recorded: adopt one already
@@ -126,7 +147,8 @@ class Execution:
                                "service cannot reach (set OPTISTUDY_RAY_ADDRESS)")
             if study.driver_id is not None:
                 driver.stop(study.driver_id, self.settings.cancel_grace_seconds)
-            end_running(self.home, study.name)
+            if (self.home.study_dir(study.name) / "spec.json").exists():
+                end_running(self.home, study.name)  # a queued study has nothing to end yet
             study.status, study.finished_at = StudyStatus.cancelled, now()
             session.commit()
         return study
@@ -141,6 +163,7 @@ class Execution:
                     self._reconcile(study)
                 except Exception:
                     log.exception("cannot check the driver of study %s", study.name)
+            self._admit(session)  # into the places of the drivers that ended
             session.commit()
 
     def _reconcile(self, study: Study) -> None:
@@ -148,8 +171,7 @@ class Execution:
         if driver is None:
             return  # a Ray Job while the service is not pointed at a cluster: left as it is
         if study.driver_id is None:
-            self._start(study)  # committed, then the service died before starting it
-            return
+            return  # queued: started (or its driver adopted) by _admit
         phase = driver.phase(study.driver_id, study.name)
         if phase == "running" and study.status != StudyStatus.running:
             study.status, study.started_at = StudyStatus.running, now()

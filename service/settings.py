@@ -19,6 +19,9 @@ MIN_TOKEN_LENGTH = 32
 LOCAL_STORES = ("sqlite:", "file:")
 """Stores that are files of the service's machine (an MLflow URI without a scheme is a
 folder too)."""
+SQLITE_MAX_RUNNING = 4
+"""Concurrent drivers allowed while a store is SQLite (one write lock per file): a judgment
+from the load test's writers, not a measured limit; PostgreSQL mode lifts it."""
 
 
 class Settings(BaseSettings):
@@ -52,6 +55,10 @@ class Settings(BaseSettings):
                                                  "checked for a due slot")
     cancel_grace_seconds: float = Field(default=10.0, ge=0.0,
                                         description="from SIGTERM to SIGKILL on cancel")
+    max_running_studies: int = Field(
+        default=SQLITE_MAX_RUNNING, ge=1, le=1000,
+        description="studies whose drivers run at once; later ones wait, queued (at most "
+                    f"{SQLITE_MAX_RUNNING} while any store is SQLite)")
 
     @field_validator("home")
     @classmethod
@@ -71,6 +78,26 @@ class Settings(BaseSettings):
     def _default_database(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'service.db'}"
+        return self
+
+    @model_validator(mode="after")
+    def _sqlite_writers(self) -> Settings:
+        """Refuse more concurrent drivers than SQLite serves safely: every driver writes its
+        trials to the Optuna and MLflow stores, and SQLite has one write lock per file, so
+        many writers end in 'database is locked' after its busy timeout."""
+        if self.max_running_studies <= SQLITE_MAX_RUNNING:
+            return self
+        sqlite = [name for name, value in (
+            ("OPTISTUDY_DATABASE_URL", self.database_url),
+            ("OPTISTUDY_OPTUNA_STORAGE", os.environ.get("OPTISTUDY_OPTUNA_STORAGE", "")),
+            ("MLFLOW_TRACKING_URI", os.environ.get("MLFLOW_TRACKING_URI", "")))
+            if not value or value.startswith(LOCAL_STORES) or "://" not in value]
+        if sqlite:
+            raise ValueError(
+                f"OPTISTUDY_MAX_RUNNING_STUDIES={self.max_running_studies} is more concurrent "
+                f"drivers than SQLite serves safely ({', '.join(sqlite)}: SQLite or files) "
+                f"(allowed: at most {SQLITE_MAX_RUNNING} with SQLite stores; more with every "
+                "store on PostgreSQL, see the README's PostgreSQL mode)")
         return self
 
     @model_validator(mode="after")

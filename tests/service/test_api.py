@@ -29,11 +29,12 @@ from tests.service.studies_data import xor_study
 pytestmark = pytest.mark.slow
 
 
-def _submit(url: str, headers: dict[str, str], spec: dict[str, Any]) -> str:
+def _submit(url: str, headers: dict[str, str], spec: dict[str, Any],
+            status: str = "running") -> str:
     response = httpx.post(f"{url}/studies", content=yaml.safe_dump(spec), timeout=60,
                           headers={**headers, "Content-Type": "application/yaml"})
     assert response.status_code == 201, response.text
-    assert response.json()["status"] == "running"
+    assert response.json()["status"] == status, response.json()
     return str(response.json()["id"])
 
 
@@ -151,11 +152,17 @@ def _long_study(name: str) -> dict[str, Any]:
 def test_cancel_stops_the_driver_and_leaves_nothing_running(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_ray: RayHead) -> None:
     isolate(tmp_path, monkeypatch, shared_ray)
-    settings = settings_for(tmp_path, cancel_grace_seconds=5)
+    settings = settings_for(tmp_path, cancel_grace_seconds=5, max_running_studies=1)
     headers = bearer(token(settings, "alice"))
     with serving(settings) as url:
         study_id = _submit(url, headers, _long_study("cancelled"))
         driver = _driver_pid(settings, study_id)
+        # one driver at a time: the next two wait, queued, without a driver or a folder
+        waiting, never = (_submit(url, headers, _long_study(name), "queued")
+                          for name in ("next", "never"))
+        assert not (tmp_path / "studies" / "never").exists()
+        dropped = httpx.post(f"{url}/studies/{never}/cancel", headers=headers, timeout=120)
+        assert dropped.status_code == 200 and dropped.json()["status"] == "cancelled"
         wait_for(lambda: any(r.info.status == "RUNNING" and r.data.tags.get("optistudy.role")
                              == "trial" for r in _runs(tmp_path, "cancelled")),
                  180, "a trial to run")
@@ -167,6 +174,13 @@ def test_cancel_stops_the_driver_and_leaves_nothing_running(
         assert _read(url, headers, study_id)["status"] == "cancelled"
         again = httpx.post(f"{url}/studies/{study_id}/cancel", headers=headers)
         assert again.status_code == 409
+        # its place is taken by the oldest queued study, not by the cancelled one
+        _wait_until(url, headers, waiting, 30, lambda s: s["status"] == "running")
+        assert _read(url, headers, never)["status"] == "cancelled"
+        successor = _driver_pid(settings, waiting)
+        ended = httpx.post(f"{url}/studies/{waiting}/cancel", headers=headers, timeout=120)
+        assert ended.status_code == 200 and not _group_alive(successor)
+    assert not (tmp_path / "studies" / "never").exists()
 
 
 def test_dead_drivers_studies_are_failed_with_nothing_left_running_up_or_down(

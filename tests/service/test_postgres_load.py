@@ -86,7 +86,7 @@ def test_32_submissions_and_8_drivers_on_postgresql(
         tmp_path: Path, postgres: Backend, load_environment: str,
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    settings = settings_for(tmp_path)
+    settings = settings_for(tmp_path, max_running_studies=STUDIES)  # PostgreSQL: allowed
     assert settings.database_url == postgres.database_url
     headers = bearer(token(settings, "alice"))
     names = [f"load-{i}" for i in range(STUDIES)]

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from service.cli import app as cli
-from service.settings import Settings
+from service.settings import SQLITE_MAX_RUNNING, Settings
 from tests.service.live import isolate
 
 POSTGRES = "postgresql+psycopg://optistudy@db.internal/optuna"
@@ -68,3 +68,32 @@ def test_serve_refuses_to_start_naming_the_setting(tmp_path: Path,
     assert "error: invalid setting" in result.output
     assert "OPTISTUDY_RAY_ADDRESS=http://10.0.0.5:8265" in result.output
     assert not (tmp_path / "service.db").exists()
+
+
+@pytest.mark.parametrize("stores", [
+    {},  # everything in the data dir
+    {"OPTISTUDY_OPTUNA_STORAGE": POSTGRES, "MLFLOW_TRACKING_URI": "http://mlflow.internal:5000"},
+])
+def test_more_drivers_than_sqlite_serves_are_refused_naming_the_setting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stores: dict[str, str]) -> None:
+    isolate(tmp_path, monkeypatch)  # the service database: SQLite in the data dir
+    for name, value in stores.items():
+        monkeypatch.setenv(name, value)
+    assert Settings(home=tmp_path, max_running_studies=SQLITE_MAX_RUNNING)
+    with pytest.raises(ValidationError) as error:
+        Settings(home=tmp_path, max_running_studies=SQLITE_MAX_RUNNING + 1)
+    message = str(error.value)
+    assert f"OPTISTUDY_MAX_RUNNING_STUDIES={SQLITE_MAX_RUNNING + 1}" in message
+    assert "OPTISTUDY_DATABASE_URL" in message
+    assert ("OPTISTUDY_OPTUNA_STORAGE" in message) == (not stores), message
+    assert f"allowed: at most {SQLITE_MAX_RUNNING} with SQLite stores" in message
+
+
+def test_postgresql_stores_take_many_drivers(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    isolate(tmp_path, monkeypatch)
+    monkeypatch.setenv("OPTISTUDY_OPTUNA_STORAGE", POSTGRES)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", POSTGRES.replace("optuna", "mlflow"))
+    settings = Settings(home=tmp_path, database_url=POSTGRES.replace("optuna", "service"),
+                        max_running_studies=32)
+    assert settings.max_running_studies == 32
