@@ -113,19 +113,16 @@ class Execution:
                 driving += study.driver_id is not None
 
     def _start(self, study: Study) -> None:
-        """Start the driver of a committed study that has none recorded: adopt one already
-        running it (a service killed between starting it and recording it), else register
-        its folder and launch one."""
+        """Start the driver of a committed study that has none running (``_admit`` looked
+        for one, and adopts what it finds): register its folder and launch one."""
         driver = self.drivers.get(study.driver_kind)
         if driver is None:
             return  # a Ray Job while the service is not pointed at a cluster: left queued
         try:
-            running = driver.find(study.name)
-            if running is None:
-                spec = StudySpec.model_validate(study.spec)
-                runner.start(spec, self.home)  # False: a crashed attempt wrote it already
-                tracking_client(self.home)  # created now: drivers never race to create it
-                running = driver.launch(spec.name)
+            spec = StudySpec.model_validate(study.spec)
+            runner.start(spec, self.home)  # False: a crashed attempt wrote it already
+            tracking_client(self.home)  # created now: drivers never race to create it
+            running = driver.launch(spec.name)
         except (OSError, RuntimeError, ValueError) as error:
             study.status, study.finished_at = StudyStatus.failed, now()
             study.error = f"the driver could not be started: {error}"

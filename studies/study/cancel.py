@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from studies.study.home import Home, read_json, write_json
-from studies.study.ledger import experiment_name, load, state
+from studies.study.home import Home
+from studies.study.ledger import experiment_name, load, record_status, state
 from studies.study.recording import tracking_client
 
 
@@ -59,6 +59,5 @@ def end_interrupted(home: Home, name: str) -> Ended:
         raise ValueError(f"study {name!r} is running (its driver is alive): stop it first")
     ended = end_running(home, name)
     if current == "interrupted":
-        path = home.study_dir(name) / "status.json"
-        write_json(path, {**read_json(path), "state": "ended", "ended": time.time()})
+        record_status(home, name, state="ended", ended=time.time())
     return ended

@@ -8,7 +8,7 @@ import os
 import optuna
 
 from studies.study.arm import Arm
-from studies.study.home import Home, read_json
+from studies.study.home import Home, read_json, write_json
 from studies.study.spec import StudySpec, TaskSpec
 
 
@@ -46,6 +46,12 @@ def process_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def record_status(home: Home, name: str, **fields: object) -> None:
+    """Update the study's ``status.json`` with ``fields`` (state, driver pid, times)."""
+    path = home.study_dir(name) / "status.json"
+    write_json(path, {**(read_json(path) if path.exists() else {}), **fields})
 
 
 def state(home: Home, name: str) -> str:

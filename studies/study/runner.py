@@ -26,10 +26,10 @@ from ray.tune.schedulers import ASHAScheduler
 from studies.study import batching
 from studies.study.arm import Arm
 from studies.study.home import Home, read_json, write_json
-from studies.study.ledger import completed_trials, experiment_name
+from studies.study.ledger import completed_trials, experiment_name, record_status
 from studies.study.ledger import state as ledger_state
 from studies.study.recording import MlflowRecorder
-from studies.study.search import FINISHED, LedgerSearch, batch_of, reported
+from studies.study.search import LedgerSearch, batch_of, reported, work_left
 from studies.study.spec import StudySpec, TaskSpec
 from studies.study.trainable import run_trial
 
@@ -163,20 +163,13 @@ def worker_slots(spec: StudySpec) -> int:
     return max(1, slots)
 
 
-def _work_left(study: optuna.Study, budget: int) -> bool:
-    """Whether the (task, arm) study has trials to run: fewer than ``budget`` finished, or
-    some left RUNNING by a dead driver."""
-    trials = study.get_trials(deepcopy=False)
-    finished = sum(t.state in FINISHED for t in trials)
-    return finished < budget or any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
-
-
 def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home, address: str | None,
              progress: Progress) -> ArmResult:
     name = experiment_name(spec, task, arm)
     targets = spec.objective.targets()
     study = _optuna_study(spec, arm, name, home.optuna_storage)
-    if _work_left(study, spec.trials_per_arm):
+    orphans, to_ask = work_left(study, spec.trials_per_arm)
+    if orphans or to_ask:
         connect(address)  # Ray starts only for a study with trials left to run
     slots = worker_slots(spec) if ray.is_initialized() else 1
     asha = spec.scheduler.name == "asha" and len(targets.metrics) == 1
@@ -225,13 +218,6 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home, address: str
     return ArmResult(task.name, arm.name, trials, best)
 
 
-def _status(home: Home, name: str, **fields: Any) -> None:
-    path = home.study_dir(name) / "status.json"
-    current = read_json(path) if path.exists() else {}
-    current.update(fields)
-    write_json(path, current)
-
-
 def start(spec: StudySpec, home: Home) -> bool:
     """Register a study. The same spec again continues the study (nothing is run twice):
     returns False then. A different spec under an existing name is refused, and so is a
@@ -241,7 +227,7 @@ def start(spec: StudySpec, home: Home) -> bool:
     folder = home.study_dir(spec.name)
     folder.mkdir(parents=True, exist_ok=True)  # left empty by a process killed here
     write_json(folder / "spec.json", spec.model_dump(mode="json"))
-    _status(home, spec.name, state="created", created=time.time())
+    record_status(home, spec.name, state="created", created=time.time())
     return True
 
 
@@ -271,7 +257,7 @@ def execute(spec: StudySpec, home: Home, *, address: str | None = None,
             progress: Progress = print) -> list[ArmResult]:
     """Run (or continue) every (task, arm) of a registered study to its full budget."""
     home.root.mkdir(parents=True, exist_ok=True)
-    _status(home, spec.name, state="running", driver_pid=os.getpid(), started=time.time())
+    record_status(home, spec.name, state="running", driver_pid=os.getpid(), started=time.time())
     outcomes = []
     try:
         for task in spec.tasks:
@@ -282,7 +268,7 @@ def execute(spec: StudySpec, home: Home, *, address: str | None = None,
                            {"task": outcome.task, "arm": outcome.arm, "trials": outcome.trials,
                             "best": outcome.best})
     except BaseException:
-        _status(home, spec.name, state="interrupted", ended=time.time())
+        record_status(home, spec.name, state="interrupted", ended=time.time())
         raise
-    _status(home, spec.name, state="complete", ended=time.time())
+    record_status(home, spec.name, state="complete", ended=time.time())
     return outcomes

@@ -35,6 +35,15 @@ FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 """The states of a trial that counts in the budget."""
 
 
+def work_left(study: optuna.Study, budget: int) -> tuple[list[FrozenTrial], int]:
+    """What a driver has to run for ``budget`` trials: the trials a dead driver left RUNNING
+    (orphans, re-run under their own numbers) and how many new ones to ask for."""
+    trials = study.get_trials(deepcopy=False)
+    orphans = [t for t in trials if t.state == TrialState.RUNNING]
+    finished = sum(t.state in FINISHED for t in trials)
+    return orphans, max(0, budget - finished - len(orphans))
+
+
 def batch_of(config: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     """The Optuna trials (number, params) a Ray trial's config carries."""
     return [(int(number), dict(params)) for number, params in config[TRIAL_BATCH]]
@@ -65,10 +74,7 @@ class LedgerSearch(Searcher):
                  metrics: list[str], modes: list[str], batch: int = 1):
         super().__init__(metric=metrics[0], mode=modes[0])
         self.study, self.space, self.metrics, self.batch = study, space, metrics, batch
-        trials = study.get_trials(deepcopy=False)
-        self.orphans = [t for t in trials if t.state == TrialState.RUNNING]
-        finished = sum(t.state in FINISHED for t in trials)
-        self.to_ask = max(0, budget - finished - len(self.orphans))
+        self.orphans, self.to_ask = work_left(study, budget)
         self.numbers: dict[str, list[int]] = {}
         self.ray_trials = -(-len(self.orphans) // batch) + -(-self.to_ask // batch)
         """Ray trials this driver will run: the orphans in batches, then the new ones."""
