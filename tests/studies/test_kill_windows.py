@@ -1,0 +1,50 @@
+"""What a driver killed between two writes to the Optuna storage leaves, and what the next
+driver makes of it (found by tests/studies/test_kill_points.py, reproduced here exactly):
+a trial stored by ``ask`` before all its parameters were, and an arm's study created before
+its published defaults were enqueued. Real SQLite storage, no Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from studies.study import StudySpec
+from studies.study.runner import _optuna_study
+from studies.study.search import TRIAL_BATCH, LedgerSearch
+from tests.studies.kill_points import study_spec
+
+
+def _setup(tmp_path: Path) -> tuple[StudySpec, str]:
+    return (StudySpec.model_validate(study_spec("windows", trials=3, seeds=2, max_epochs=10)),
+            f"sqlite:///{tmp_path / 'optuna.db'}")
+
+
+def test_an_orphan_left_without_some_parameters_gets_them_suggested(tmp_path: Path) -> None:
+    spec, storage = _setup(tmp_path)
+    arm = spec.arms[1]  # momentum: lr and momentum searched, no defaults
+    space = spec.distributions(arm)
+    study = optuna.create_study(study_name="w", storage=storage)
+    trial_id = study._storage.create_new_trial(study._study_id)  # ask, killed half way
+    study._storage.set_trial_param(trial_id, "lr", 0.5, space["lr"])
+    searcher = LedgerSearch(study, space, budget=3, metrics=["epochs_penalised_mean"],
+                            modes=["min"])
+    [(number, params)] = searcher.suggest("t0")[TRIAL_BATCH]  # type: ignore[index]
+    assert number == 0 and set(params) == {"lr", "momentum"} and params["lr"] == 0.5
+    assert space["momentum"].low <= params["momentum"] <= space["momentum"].high
+    spec.train_config(spec.tasks[0], arm, params)  # trainable: raised before the fix
+    stored = study._storage.get_trial(trial_id)
+    assert stored.params == params  # the ledger holds what the trial trains
+
+
+def test_defaults_missing_from_a_study_created_before_a_kill_are_enqueued(
+        tmp_path: Path) -> None:
+    spec, storage = _setup(tmp_path)
+    arm = spec.arms[0]  # iRprop-plus, with its published defaults
+    name = "windows.xor.iRprop-plus"
+    optuna.create_study(study_name=name, storage=storage)  # killed before enqueueing
+    study = _optuna_study(spec, arm, name, storage)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [dict(p) for p in arm.defaults]
+    again = _optuna_study(spec, arm, name, storage)  # a further driver adds nothing
+    assert len(again.get_trials()) == len(arm.defaults)
