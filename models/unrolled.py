@@ -11,6 +11,7 @@ pass into a single kernel that reads each member's weights once. Eager, this is 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
@@ -20,6 +21,31 @@ from models.mlp import MLP
 
 MAX_TERMS = 1024
 """Largest patterns × weights written out (beyond it compilation takes too long)."""
+
+
+class Shape(Protocol):
+    """What the pass needs of a network: its layer sizes and activations (an ``MLP``, or
+    its ``Layout``)."""
+
+    @property
+    def sizes(self) -> list[tuple[int, int]] | tuple[tuple[int, int], ...]: ...
+    @property
+    def activation(self) -> str: ...
+    @property
+    def output(self) -> str: ...
+
+
+class Layout(NamedTuple):
+    """An MLP's shape as plain values: what a compiled pass may depend on (equal layouts
+    of different populations share one compiled kernel instead of recompiling it)."""
+
+    sizes: tuple[tuple[int, int], ...]
+    activation: str
+    output: str
+
+    @classmethod
+    def of(cls, model: MLP) -> Layout:
+        return cls(tuple(model.sizes), model.activation, model.output)
 
 
 def suits(model: MLP, inputs: Tensor) -> bool:
@@ -34,7 +60,7 @@ def _sum(terms: list[Tensor]) -> Tensor:
     return total
 
 
-def gradient(model: MLP, flat: Tensor, inputs: Tensor,
+def gradient(model: Shape, flat: Tensor, inputs: Tensor,
              output_gradient: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
     """Outputs [K, patterns, outputs] and ∂loss/∂flat [K, n_weights], as ``MLP.gradient``."""
     patterns = inputs.shape[0]
@@ -79,4 +105,13 @@ def gradient(model: MLP, flat: Tensor, inputs: Tensor,
                          for i in range(len(weight[0]))] for p in range(patterns)]
     members = flat.shape[0]
     columns = [column.expand(members) for piece in pieces for column in piece]
-    return outputs, torch.stack(columns, dim=1)
+    # [weights, K] transposed: each column of the gradient is contiguous, as in a
+    # column-major ``flat`` (see ``column_major``)
+    return outputs, torch.stack(columns, dim=0).t()
+
+
+def column_major(rows: Tensor) -> Tensor:
+    """``rows`` [K, weights] with the same values, laid out column by column (strides
+    (1, K)): each weight of all members contiguous, so the compiled pass loads and stores
+    whole vectors of members instead of one member's weight at a time."""
+    return rows.t().contiguous().t()

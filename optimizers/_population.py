@@ -163,7 +163,8 @@ def check_member_dimension(params: Iterable[Tensor], members: int | None) -> Non
 def per_member(value: Hyperparameter, members: int | None, like: Tensor) -> Tensor:
     """A hyperparameter as a tensor of per-member values: shape [K] (or [] for one network)."""
     if isinstance(value, Tensor):
-        return value.to(dtype=like.dtype, device=like.device)
+        value = value.to(dtype=like.dtype, device=like.device)
+        return value.expand(members) if value.dim() == 0 and members is not None else value
     shape = () if members is None else (members,)
     return torch.full(shape, value, dtype=like.dtype, device=like.device)
 

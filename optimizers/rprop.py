@@ -6,6 +6,8 @@ The step-size schedule shared with GRprop (``rprop_hyperparameters``, ``initial_
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,6 +24,7 @@ from optimizers._population import (
     require,
     require_choice,
 )
+from optimizers.compiling import compiled
 
 VARIANTS = ("Rprop+", "Rprop-", "iRprop+", "iRprop-")
 
@@ -103,7 +106,11 @@ def adapt_step_sizes(
     sign = grad.mul(prev).sign()
     index = sign.add(1.0).long()  # 0: g·g_old < 0, 1: = 0, 2: > 0
     eta_minus, eta_plus, members = group["eta_minus"], group["eta_plus"], group["members"]
-    if isinstance(eta_minus, float) and isinstance(eta_plus, float):
+    if torch.compiler.is_compiling():  # one fused kernel: selects vectorise, lookups do not
+        low = member_view(per_member(eta_minus, members, grad), grad)
+        high = member_view(per_member(eta_plus, members, grad), grad)
+        factor = torch.where(sign > 0, high, torch.where(sign < 0, low, 1.0))
+    elif isinstance(eta_minus, float) and isinstance(eta_plus, float):
         table = torch.tensor([eta_minus, 1.0, eta_plus], dtype=grad.dtype, device=grad.device)
         factor = table[index]
     else:
@@ -113,6 +120,77 @@ def adapt_step_sizes(
         factor = torch.gather(table, 1, index.reshape(table.shape[0], -1)).reshape(grad.shape)
     clamp_to(step_size.mul_(factor), group["delta_min"], group["delta_max"], members)
     return sign
+
+
+_SCHEDULE = ("eta_minus", "eta_plus", "delta_min", "delta_max", "members")
+
+
+def update(variant: str, p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor,
+           prev_update: Tensor | None, prev_loss: Tensor | None, losses: Tensor | None,
+           schedule: dict[str, Any], sign_changes: bool = False) -> Tensor | None:
+    """One Rprop step of ``p`` in place (its state too): ALGORITHMS.md's rules for the four
+    variants. Returns sign(g·g_old) if ``sign_changes`` (a float tensor: a bool output
+    would keep the compiled kernel from vectorising)."""
+    if variant in ("Rprop-", "iRprop-"):
+        return _minus(p, grad, prev, step_size, schedule, sign_changes, variant == "iRprop-")
+    assert prev_update is not None
+    return _plus(p, grad, prev, step_size, prev_update, prev_loss, losses, schedule,
+                 sign_changes)
+
+
+def _minus(p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor, schedule: dict[str, Any],
+           sign_changes: bool, improved: bool) -> Tensor | None:
+    """Rprop− and iRprop− (``improved``): no weight-backtracking."""
+    sign = adapt_step_sizes(step_size, grad, prev, schedule)
+    if improved:
+        grad = grad.mul(sign.add(1.0).clamp_(max=1.0))  # g = 0 where g·g_old < 0
+    p.addcmul_(grad.sign(), step_size, value=-1)
+    prev.copy_(grad)
+    return sign if sign_changes else None
+
+
+def _plus(p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor, prev_update: Tensor,
+          prev_loss: Tensor | None, losses: Tensor | None, schedule: dict[str, Any],
+          sign_changes: bool) -> Tensor | None:
+    """Rprop+ and iRprop+ (given ``losses``): weight-backtracking after a sign change,
+    iRprop+ only for members whose loss grew."""
+    sign = adapt_step_sizes(step_size, grad, prev, schedule)
+    reversal = sign.lt(0)
+    undo = reversal
+    if prev_loss is not None:
+        assert losses is not None
+        worse = losses.to(prev_loss) > prev_loss
+        undo = reversal & member_view(worse, p)
+        prev_loss.copy_(losses)
+    step = torch.where(
+        reversal,
+        torch.where(undo, -prev_update, torch.zeros_like(prev_update)),
+        -(grad.sign() * step_size),
+    )
+    p.add_(step)
+    prev_update.copy_(step)
+    prev.copy_(torch.where(reversal, torch.zeros_like(grad), grad))
+    return sign if sign_changes else None
+
+
+def _compiled_update(variant: str, p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor,
+                     prev_update: Tensor | None, prev_loss: Tensor | None,
+                     losses: Tensor | None, schedule: dict[str, Any],
+                     sign_changes: bool = False) -> Tensor | None:
+    """``update`` with ``_minus`` and ``_plus`` compiled: two functions, so that each keeps
+    its own few compiled versions (torch.compile keeps at most 8 per function)."""
+    if variant in ("Rprop-", "iRprop-"):
+        minus: Callable[..., Tensor | None] = _compiled("minus")
+        return minus(p, grad, prev, step_size, schedule, sign_changes, variant == "iRprop-")
+    plus: Callable[..., Tensor | None] = _compiled("plus")
+    return plus(p, grad, prev, step_size, prev_update, prev_loss, losses, schedule,
+                sign_changes)
+
+
+@functools.cache
+def _compiled(which: str) -> Callable[..., Tensor | None]:
+    """``_minus`` or ``_plus`` under ``torch.compile``, one per process."""
+    return compiled(_minus if which == "minus" else _plus, f"the Rprop update ({which})")
 
 
 class Rprop(Optimizer):
@@ -170,6 +248,8 @@ class Rprop(Optimizer):
     record_sign_changes = False
     """Set True to keep, per weight, whether the last step saw a sign change
     (``state["sign_changed"]``): telemetry, off by default."""
+    kernel: Callable[..., Tensor | None] = staticmethod(update)
+    """The update (``update``; ``compile_kernels`` puts a compiled one in its place)."""
 
     def __init__(
         self,
@@ -218,6 +298,12 @@ class Rprop(Optimizer):
                     self._update(p, group, losses)
         return loss
 
+    def compile_kernels(self) -> None:
+        """Run the update through ``torch.compile`` (one fused kernel), compiled once per
+        process for every Rprop instance, where compiling ``step`` itself would compile
+        again for each new optimizer."""
+        self.kernel = _compiled_update
+
     def _update(self, p: Tensor, group: dict[str, Any], losses: Tensor | None) -> None:
         grad = p.grad
         assert grad is not None
@@ -237,32 +323,16 @@ class Rprop(Optimizer):
                 assert losses is not None
                 # E(t−1): each member's loss at the previous step, +∞ before the first
                 state["prev_loss"] = torch.full_like(losses, float("inf"))
-        prev, step_size = state["prev"], state["step_size"]
-        sign = adapt_step_sizes(step_size, grad, prev, group)
-        if self.record_sign_changes:
+        schedule = {name: group[name] for name in _SCHEDULE}
+        if self.kernel is not update:  # compiled: a float would be compiled in as a constant
+            schedule = {name: torch.tensor(value, dtype=p.dtype, device=p.device)
+                        if isinstance(value, float) else value
+                        for name, value in schedule.items()}
+        sign = self.kernel(
+            variant, p.detach(), grad, state["prev"], state["step_size"],
+            state.get("prev_update"), state.get("prev_loss"), losses, schedule,
+            self.record_sign_changes)
+        if sign is not None:
             # where g·g_old < 0 in this step (telemetry: the sign-change rate)
             state["sign_changed"] = sign.lt(0)
-        if variant == "iRprop-":
-            grad = grad.mul(sign.add(1.0).clamp_(max=1.0))  # g = 0 where g·g_old < 0
-            p.addcmul_(grad.sign(), step_size, value=-1)
-            prev.copy_(grad)
-        elif variant == "Rprop-":
-            p.addcmul_(grad.sign(), step_size, value=-1)
-            prev.copy_(grad)
-        else:
-            reversal = sign.lt(0)
-            undo = reversal
-            if variant == "iRprop+":
-                assert losses is not None
-                worse = losses.to(state["prev_loss"]) > state["prev_loss"]
-                undo = reversal & member_view(worse, p)
-                state["prev_loss"].copy_(losses)
-            prev_update = state["prev_update"]
-            update = torch.where(
-                reversal,
-                torch.where(undo, -prev_update, torch.zeros_like(prev_update)),
-                -(grad.sign() * step_size),
-            )
-            p.add_(update)
-            prev_update.copy_(update)
-            prev.copy_(torch.where(reversal, torch.zeros_like(grad), grad))
+

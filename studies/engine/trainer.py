@@ -12,6 +12,7 @@ optimizer state included, so stopped members stop costing time.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -22,9 +23,9 @@ from torch import Tensor, nn
 
 from models import unrolled
 from models.mlp import MLP
+from optimizers.compiling import compiled
 from studies import tasks
 from studies.engine.build import build_model, build_optimizer, resolve_device
-from studies.engine.compiling import compiled
 from studies.engine.config import TrainConfig
 from studies.engine.history import History
 from studies.engine.losses import LOSSES
@@ -51,6 +52,28 @@ def aligned_size(members: int) -> int:
     """
     block = _LANES * max(1, min(torch.get_num_threads(), 16))
     return -(-members // block) * block
+
+
+_Pass = tuple[Tensor, Tensor, Tensor, Tensor]
+"""Outputs, gradient, per-row losses and per-row finiteness."""
+
+
+@functools.cache
+def _compiled_pass(layout: unrolled.Layout, loss_name: str) -> Callable[..., _Pass]:
+    """The forward/backward pass of ``layout`` written out weight by weight, with each
+    row's loss and whether its loss and weights are finite (see ``Training._finite``),
+    compiled once per layout and loss: populations of equal shape (every trial of a study)
+    share the kernel instead of recompiling it."""
+    loss = LOSSES[loss_name]
+
+    def written_out(flat: Tensor, inputs: Tensor, targets: Tensor) -> _Pass:
+        outputs, gradient = unrolled.gradient(layout, flat, inputs,
+                                              lambda out: loss.output_gradient(out, targets))
+        losses = loss.value(outputs, targets)
+        finite = torch.isfinite(losses) & torch.isfinite(flat.sum(dim=1))
+        return outputs, gradient, losses, finite
+
+    return compiled(written_out, "the forward/backward pass")
 
 
 def train(config: TrainConfig, *, seeds: Sequence[int] | None = None,
@@ -117,18 +140,19 @@ class Training:
         self.by_hand = isinstance(model, MLP)
         self.gradient = getattr(model, "gradient", None)
         self.optimizer_step: Callable[..., Any] = optimizer.step
-        self.unrolled_gradient: Callable[..., tuple[Tensor, Tensor]] | None = None
+        self.unrolled_gradient: Callable[..., _Pass] | None = None
+        self.finite_of: tuple[Tensor, Tensor] | None = None
+        """The losses of the last compiled pass and their rows' finiteness."""
         if config.compile:
-            self.optimizer_step = compiled(optimizer.step, "the optimizer step")
+            compile_kernels = getattr(optimizer, "compile_kernels", None)
+            if compile_kernels is not None:  # compiled once per process, not per optimizer
+                compile_kernels()
+            else:
+                self.optimizer_step = compiled(optimizer.step, "the optimizer step")
             if isinstance(model, MLP):
-                loss = self.loss
-
-                def written_out(flat: Tensor, inputs: Tensor,
-                                targets: Tensor) -> tuple[Tensor, Tensor]:
-                    return unrolled.gradient(model, flat, inputs,
-                                             lambda out: loss.output_gradient(out, targets))
-
-                self.unrolled_gradient = compiled(written_out, "the forward/backward pass")
+                self.unrolled_gradient = _compiled_pass(unrolled.Layout.of(model), config.loss)
+                with torch.no_grad():  # the layout the compiled pass is fastest on
+                    self.flat.data = unrolled.column_major(self.flat.data)
         self.ones = torch.ones(self.flat.shape[1], dtype=self.flat.dtype, device=device)
         self.l2_keep = self._l2_mask()
         frozen = getattr(model, "frozen_mask", lambda: None)()
@@ -179,8 +203,12 @@ class Training:
             assert targets is not None
             losses = self.loss.value(outputs, targets)
         if self.l2_keep is not None:
-            losses = losses + self.config.l2 * (self.flat * self.flat * self.l2_keep).sum(dim=1)
+            losses = losses + self._l2_term()
         return losses
+
+    def _l2_term(self) -> Tensor:
+        assert self.l2_keep is not None
+        return self.config.l2 * (self.flat * self.flat * self.l2_keep).sum(dim=1)
 
     def _evaluate(self, inputs: Tensor | None, targets: Tensor | None) -> tuple[Tensor, Tensor]:
         """Outputs and per-row losses at the current weights, gradients in ``flat.grad``."""
@@ -188,12 +216,17 @@ class Training:
             assert inputs is not None and targets is not None and self.gradient is not None
             if (self.unrolled_gradient is not None and isinstance(self.model, MLP)
                     and unrolled.suits(self.model, inputs)):
-                outputs, gradient = self.unrolled_gradient(self.flat.detach(), inputs, targets)
+                outputs, gradient, losses, finite = self.unrolled_gradient(
+                    self.flat.detach(), inputs, targets)
+                if self.l2_keep is not None:
+                    losses = losses + self._l2_term()
+                else:
+                    self.finite_of = losses, finite
             else:
                 outputs, gradient = self.gradient(
                     inputs, lambda out: self.loss.output_gradient(out, targets))
-            with torch.no_grad():
-                losses = self._losses(outputs, targets)
+                with torch.no_grad():
+                    losses = self._losses(outputs, targets)
             if self.l2_keep is not None:
                 gradient += (2.0 * self.config.l2) * self.flat.detach() * self.l2_keep
             self.flat.grad = gradient
@@ -251,6 +284,8 @@ class Training:
     def _finite(self, losses: Tensor) -> Tensor:
         """Rows whose loss and weights are all finite (a row's sum, taken as a matrix-vector
         product for speed, is not finite when any weight is inf or NaN)."""
+        if self.finite_of is not None and self.finite_of[0] is losses:
+            return self.finite_of[1]  # the compiled pass found it
         weights = self.flat.detach()
         row_sums = torch.mv(weights, self.ones.to(weights.dtype))
         return torch.isfinite(losses) & torch.isfinite(row_sums)
@@ -262,11 +297,13 @@ class Training:
         outcome of those that do."""
         stop = self.config.stop
         running = self.running
-        if (quantity is not None and stop.stall_patience is None and gradient_max is None
-                and epoch < stop.max_epochs):
+        if stop.stall_patience is None and gradient_max is None and epoch < stop.max_epochs:
             # the common case, cheaply: nobody stops unless a loss is bad or a target is met
-            assert stop.target is not None
-            if not bool((running & ((quantity < stop.target.below) | ~finite)).any()):
+            stops = ~finite
+            if quantity is not None:
+                assert stop.target is not None
+                stops = stops | (quantity < stop.target.below)
+            if not bool((running & stops).any()):
                 return
         code = torch.where(finite, RUNNING, DIVERGED)
         if stop.stall_patience is not None and quantity is not None:
@@ -309,12 +346,12 @@ class Training:
         order = torch.argsort((~self.running).to(torch.int8), stable=True)
         keep = order[:size]
         with torch.no_grad():
-            self.flat.data = self.flat.data[keep]
+            self.flat.data = self._laid_out(self.flat.data[keep])
         self.flat.grad = None
         for state in self.optimizer.state.values():
             for key, value in state.items():
                 if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == rows:
-                    state[key] = value[keep]
+                    state[key] = self._laid_out(value[keep])
         for group in self.optimizer.param_groups:
             for key, value in group.items():
                 if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == rows:
@@ -324,6 +361,13 @@ class Training:
         for name in ("seeds", "index", "running", "best", "improved_at"):
             setattr(self, name, getattr(self, name)[keep])
         self.compactions += 1
+
+    def _laid_out(self, tensor: Tensor) -> Tensor:
+        """``tensor`` in the population's layout: column-major where the compiled pass
+        runs and ``tensor`` is shaped like ``flat``."""
+        if self.unrolled_gradient is None or tensor.shape != self.flat.shape:
+            return tensor
+        return unrolled.column_major(tensor)
 
     def _record(self, epoch: int, losses: Tensor) -> None:
         if self.history.due(epoch):
@@ -394,11 +438,16 @@ class Training:
         rows = state["flat"].shape[0]
         with torch.no_grad():
             self.flat.data = state["flat"].to(device)
+            self.flat.data = self._laid_out(self.flat.data)
         self.flat.grad = None
         for group in self.optimizer.param_groups:
             if group.get("members") is not None:
                 group["members"] = rows
         self.optimizer.load_state_dict(state["optimizer"])
+        for values in self.optimizer.state.values():
+            for key, value in values.items():
+                if isinstance(value, Tensor):
+                    values[key] = self._laid_out(value)
         for name in self._ROW_STATE:
             setattr(self, name, state["rows"][name].to(device))
         for name in self._MEMBER_STATE:

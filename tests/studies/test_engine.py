@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch import nn
 
+from optimizers import rprop
 from studies import tasks
-from studies.engine import TrainConfig, Training, train
+from studies.engine import TrainConfig, Training, train, trainer
 from studies.engine.schedule import epoch_order
 from tests.studies.modules import xor_net
 
@@ -194,6 +195,51 @@ def test_compiled_run_matches_eager() -> None:
     torch.testing.assert_close(fast.final_weights, eager.final_weights, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("variant", ["Rprop+", "Rprop-", "iRprop+", "iRprop-"])
+def test_compiled_rprop_matches_eager_through_stops_and_compaction(variant: str) -> None:
+    """The compiled pass and update (column-major population, hyperparameters as tensors)
+    against eager: members stop at the target, the population is compacted, the
+    sign-change telemetry is recorded, and one member has hyperparameters of its own."""
+    config = _config(seeds=128, optimizer={"name": "rprop", "variant": variant},
+                     stop={"target": {"quantity": "sse", "below": 0.05}, "max_epochs": 200})
+    per_member = {"eta_plus": torch.full((128,), 1.2, dtype=torch.float64)}
+    per_member["eta_plus"][5] = 1.35
+    eager = train(config, per_member=per_member, history_points=50)
+    fast = train(config.model_copy(update={"compile": True}), per_member=per_member,
+                 history_points=50)
+    assert fast.status == eager.status and fast.epochs == eager.epochs
+    assert "converged" in eager.status and "max_epochs" in eager.status  # both kinds of end
+    torch.testing.assert_close(fast.final_weights, eager.final_weights, rtol=1e-12, atol=1e-12)
+    assert "sign_change_rate" in eager.history_telemetry
+    assert fast.history_telemetry.keys() == eager.history_telemetry.keys()
+    for name, series in eager.history_telemetry.items():
+        torch.testing.assert_close(torch.tensor(fast.history_telemetry[name]),
+                                   torch.tensor(series), rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_populations_of_one_shape_share_the_compiled_kernels(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Every trial of a study builds a new population: the compiled pass and Rprop update
+    are reused across them, whatever the seeds and hyperparameters (torch.compile would
+    otherwise compile again for each new optimizer and, past its recompile limit, run
+    eager)."""
+    from torch._dynamo.utils import counters
+
+    def run(first_seed: int, eta_plus: float, delta0: float) -> None:
+        train(_config(seeds=list(range(first_seed, first_seed + 64)), compile=True,
+                      optimizer={"name": "rprop", "variant": "iRprop+", "eta_plus": eta_plus,
+                                 "delta0": delta0},
+                      stop={"target": None, "max_epochs": 20}), history_points=10)
+
+    with caplog.at_level(logging.WARNING):
+        run(0, 1.2, 0.1)
+        graphs = counters["stats"]["unique_graphs"]
+        for index, (eta_plus, delta0) in enumerate([(1.3, 0.05), (1.1, 0.2), (1.25, 0.07)] * 4):
+            run(64 * (index + 1), eta_plus, delta0)
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert "running eager" not in caplog.text and "recompile_limit" not in caplog.text
+
+
 def test_compile_falls_back_to_eager_when_unavailable(monkeypatch: pytest.MonkeyPatch,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     def broken(function: Any, **_: Any) -> Any:
@@ -202,9 +248,17 @@ def test_compile_falls_back_to_eager_when_unavailable(monkeypatch: pytest.Monkey
         return fails
 
     monkeypatch.setattr(torch, "compile", broken)
+    # compiled kernels are made once per process: forget those of earlier tests (and ours)
+    kernels = [trainer._compiled_pass, rprop._compiled]
+    for kernel in kernels:
+        kernel.cache_clear()
     config = _config(stop={"target": None, "max_epochs": 10})
-    with caplog.at_level(logging.WARNING):
-        fallen = train(config.model_copy(update={"compile": True}))
+    try:
+        with caplog.at_level(logging.WARNING):
+            fallen = train(config.model_copy(update={"compile": True}))
+    finally:
+        for kernel in kernels:
+            kernel.cache_clear()
     assert "running eager" in caplog.text
     assert torch.equal(fallen.final_weights, train(config).final_weights)
 
