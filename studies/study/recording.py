@@ -17,7 +17,7 @@ from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from studies.study import mlflow_writes, plots
+from studies.study import mlflow_writes
 from studies.study.home import Home
 from studies.study.mlflow_values import curves, metrics_of, params_of
 from studies.study.search import batch_of, reported
@@ -230,6 +230,8 @@ class MlflowRecorder(tune.Callback):
 
     def _log_plots(self, run_id: str, folder: Path) -> Path | None:
         """Draw the trial's plots from its files in ``folder``; log them under ``plots/``."""
+        from studies.study import plots  # matplotlib: imported when drawing, not at start-up
+
         into = folder / "plots"
         if not plots.render(folder, into):
             return None

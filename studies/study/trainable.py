@@ -9,6 +9,7 @@ import math
 import os
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,11 @@ from studies.study.spec import StudySpec
 STATE_FILE = "training.pt"
 SEGMENTS = 10
 """A trial reports (and checkpoints) this many times over its max_epochs."""
+CHUNKS = 8
+SAVE_SECONDS = 1.0
+"""Between two reports a trial trains in CHUNKS steps and saves its own checkpoint after a
+step when this long has passed since the last save: a driver killed mid-trial loses at most
+about this much of the trial's training (a few ms per save)."""
 
 
 def trial_metrics(result: TrainResult) -> dict[str, Any]:
@@ -50,19 +56,19 @@ def _save(state: dict[str, Any], path: Path) -> None:
 
 
 def _saved_state(own: Path) -> dict[str, Any] | None:
-    """The latest checkpoint: Ray's (a retried trial) or the trial's own (a trial resumed by
-    a new driver after the old one died)."""
+    """The latest checkpoint: Ray's (a retried trial) or the trial's own (saved more often,
+    and what a trial resumed by a new driver after the old one died finds), whichever is
+    further on."""
+    states: list[dict[str, Any]] = []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             path = Path(folder) / STATE_FILE
             if path.exists():
-                state: dict[str, Any] = torch.load(path, weights_only=True)
-                return state
+                states.append(torch.load(path, weights_only=True))
     if own.exists():
-        own_state: dict[str, Any] = torch.load(own, weights_only=True)
-        return own_state
-    return None
+        states.append(torch.load(own, weights_only=True))
+    return max(states, key=lambda state: int(state["epoch"]), default=None)
 
 
 def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_name: str,
@@ -89,13 +95,22 @@ def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_na
         training.load_state_dict(state)
     resumed_at = training.epoch
     segment = max(1, math.ceil((train_config.stop.max_epochs + 1) / SEGMENTS))
-    while not training.advance(segment):
-        state = training.state_dict()
-        _save(state, own)
-        with tempfile.TemporaryDirectory() as folder:
-            torch.save(state, Path(folder) / STATE_FILE)
-            tune.report(training.interim_summary(),
-                        checkpoint=tune.Checkpoint.from_directory(folder))
+    chunk = max(1, segment // CHUNKS)
+    report_at, saved = training.epoch + segment, time.monotonic()
+    while not training.advance(min(chunk, report_at - training.epoch)):
+        if training.epoch >= report_at:
+            report_at += segment
+            state = training.state_dict()
+            _save(state, own)
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(state, Path(folder) / STATE_FILE)
+                tune.report(training.interim_summary(),
+                            checkpoint=tune.Checkpoint.from_directory(folder))
+        elif time.monotonic() - saved < SAVE_SECONDS:
+            continue
+        else:  # between reports: the trial's own checkpoint only (what a new driver resumes)
+            _save(training.state_dict(), own)
+        saved = time.monotonic()
     node = socket.gethostname() + ":" + ray.get_runtime_context().get_node_id()
     by_number: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as folder:

@@ -6,10 +6,14 @@ its published defaults were enqueued. Real SQLite storage, no Ray."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 
 from studies.study import StudySpec
+from studies.study.home import Home
+from studies.study.mlflow_values import params_of
+from studies.study.recording import MlflowRecorder, tracking_client
 from studies.study.runner import _optuna_study
 from studies.study.search import TRIAL_BATCH, LedgerSearch
 from tests.studies.kill_points import study_spec
@@ -48,3 +52,37 @@ def test_defaults_missing_from_a_study_created_before_a_kill_are_enqueued(
     assert [t.system_attrs["fixed_params"] for t in waiting] == [dict(p) for p in arm.defaults]
     again = _optuna_study(spec, arm, name, storage)  # a further driver adds nothing
     assert len(again.get_trials()) == len(arm.defaults)
+
+
+def test_mlflow_runs_created_before_a_kill_get_their_params(tmp_path: Path,
+                                                            monkeypatch: Any) -> None:
+    """A driver killed between MLflow's ``create_run`` and ``log_batch`` leaves an arm run
+    and a trial run without params; the next driver's recorder logs them, once (real SQLite
+    MLflow store, no Ray)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = Home(tmp_path / "home")
+    client = tracking_client(home)
+    experiment = client.create_experiment(
+        "optistudy/windows", artifact_location=(home.root / "mlartifacts").as_uri())
+    tags = {"optistudy.study": "windows", "optistudy.task": "xor",
+            "optistudy.arm": "iRprop-plus", "optistudy.optimizer": "rprop"}
+    arm_run = client.create_run(experiment, run_name="xor/iRprop-plus",
+                                tags={**tags, "optistudy.role": "arm"}).info.run_id
+    trial_run = client.create_run(
+        experiment, run_name="xor/iRprop-plus/trial-0",
+        tags={**tags, "optistudy.role": "trial", "mlflow.parentRunId": arm_run,
+              "optuna.trial_number": "0", "ray.trial_id": "t0"}).info.run_id
+
+    arm_spec = {"optimizer": "rprop", "fixed": {"variant": "iRprop+"}}
+    recorder = MlflowRecorder(home, "windows", "xor", "iRprop-plus", "rprop", plots="none",
+                              arm_spec=arm_spec)
+    assert recorder.parent_id == arm_run and recorder.runs == {0: trial_run}
+    assert client.get_run(arm_run).data.params == {
+        param.key: param.value for param in params_of({"arm": arm_spec})}
+    assert client.get_run(arm_run).data.params["arm.fixed.variant"] == "iRprop+"
+    hyperparameters = {"delta0": 0.1, "eta_plus": 1.2}
+    recorder._open([(0, hyperparameters)], "t0-resumed")
+    params = client.get_run(trial_run).data.params
+    assert params == {"hyperparameters.delta0": "0.1", "hyperparameters.eta_plus": "1.2"}
+    recorder._open([(0, hyperparameters)], "t0-again")  # a further driver: nothing twice
+    assert client.get_run(trial_run).data.params == params
