@@ -23,6 +23,10 @@ the trials' actors: what is left is training and recording). ``--ray local``
 (the default) lets every driver start a local Ray of its own, as ``optistudy`` does alone;
 ``--ray head`` has them join one Ray head started first, as the test does.
 
+The cost of a kill is mostly fixed (a new driver's imports and Ray start, its trials' actors),
+so the ratio depends on the study's length; the script prints the cost per kill and the study
+length from which the ratio holds.
+
 Usage: ``.venv/bin/python tests/perf/kill_resume.py [--seed 0] [--ray local|head] [--trials 8]``
 """
 
@@ -148,6 +152,10 @@ def _report(whole: Any, killed: Any, kills: int) -> None:
           f"drivers' time (goal <= 1.5x)")
     work = (lives - startups) / max(1e-9, alone.life - _startup(alone))
     print(f"ratio without start-ups: {work:.2f}x (drivers' time less each driver's start-up)")
+    per_kill = (killed.wall - whole.wall) / max(1, done_kills)
+    print(f"cost per kill : {per_kill:.1f} s (a new driver's start-up, its trials' actors, the "
+          f"training lost since the last checkpoint): the ratio stays <= 1.5x for studies "
+          f"that run >= {2 * done_kills * per_kill:.0f} s uninterrupted with {done_kills} kills")
     untrained = sum(_untrained(d) for d in killed.drivers)
     trained = (lives - untrained) / max(1e-9, alone.life - _untrained(alone))
     print(f"ratio from first training: {trained:.2f}x (drivers' time less each one's time "
