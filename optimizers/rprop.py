@@ -125,19 +125,6 @@ def adapt_step_sizes(
 _SCHEDULE = ("eta_minus", "eta_plus", "delta_min", "delta_max", "members")
 
 
-def update(variant: str, p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor,
-           prev_update: Tensor | None, prev_loss: Tensor | None, losses: Tensor | None,
-           schedule: dict[str, Any], sign_changes: bool = False) -> Tensor | None:
-    """One Rprop step of ``p`` in place (its state too): ALGORITHMS.md's rules for the four
-    variants. Returns sign(g·g_old) if ``sign_changes`` (a float tensor: a bool output
-    would keep the compiled kernel from vectorising)."""
-    if variant in ("Rprop-", "iRprop-"):
-        return _minus(p, grad, prev, step_size, schedule, sign_changes, variant == "iRprop-")
-    assert prev_update is not None
-    return _plus(p, grad, prev, step_size, prev_update, prev_loss, losses, schedule,
-                 sign_changes)
-
-
 def _minus(p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor, schedule: dict[str, Any],
            sign_changes: bool, improved: bool) -> Tensor | None:
     """Rprop− and iRprop− (``improved``): no weight-backtracking."""
@@ -173,24 +160,12 @@ def _plus(p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor, prev_update:
     return sign if sign_changes else None
 
 
-def _compiled_update(variant: str, p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor,
-                     prev_update: Tensor | None, prev_loss: Tensor | None,
-                     losses: Tensor | None, schedule: dict[str, Any],
-                     sign_changes: bool = False) -> Tensor | None:
-    """``update`` with ``_minus`` and ``_plus`` compiled: two functions, so that each keeps
-    its own few compiled versions (torch.compile keeps at most 8 per function)."""
-    if variant in ("Rprop-", "iRprop-"):
-        minus: Callable[..., Tensor | None] = _compiled("minus")
-        return minus(p, grad, prev, step_size, schedule, sign_changes, variant == "iRprop-")
-    plus: Callable[..., Tensor | None] = _compiled("plus")
-    return plus(p, grad, prev, step_size, prev_update, prev_loss, losses, schedule,
-                sign_changes)
-
-
 @functools.cache
-def _compiled(which: str) -> Callable[..., Tensor | None]:
-    """``_minus`` or ``_plus`` under ``torch.compile``, one per process."""
-    return compiled(_minus if which == "minus" else _plus, f"the Rprop update ({which})")
+def _compiled(update: Callable[..., Tensor | None]) -> Callable[..., Tensor | None]:
+    """``_minus`` or ``_plus`` under ``torch.compile``, one per process (two functions, so
+    that each keeps its own few compiled versions: torch.compile keeps at most 8 per
+    function)."""
+    return compiled(update, f"the Rprop update ({update.__name__})")
 
 
 class Rprop(Optimizer):
@@ -248,8 +223,10 @@ class Rprop(Optimizer):
     record_sign_changes = False
     """Set True to keep, per weight, whether the last step saw a sign change
     (``state["sign_changed"]``): telemetry, off by default."""
-    kernel: Callable[..., Tensor | None] = staticmethod(update)
-    """The update (``update``; ``compile_kernels`` puts a compiled one in its place)."""
+    kernels: tuple[Callable[..., Tensor | None], Callable[..., Tensor | None]] = (_minus, _plus)
+    """The updates of the − and + variants (``compile_kernels`` puts compiled ones in their
+    place). Each returns sign(g·g_old) if asked for (a float tensor: a bool output would keep
+    the compiled kernel from vectorising)."""
 
     def __init__(
         self,
@@ -302,7 +279,7 @@ class Rprop(Optimizer):
         """Run the update through ``torch.compile`` (one fused kernel), compiled once per
         process for every Rprop instance, where compiling ``step`` itself would compile
         again for each new optimizer."""
-        self.kernel = _compiled_update
+        self.kernels = (_compiled(_minus), _compiled(_plus))
 
     def _update(self, p: Tensor, group: dict[str, Any], losses: Tensor | None) -> None:
         grad = p.grad
@@ -324,14 +301,18 @@ class Rprop(Optimizer):
                 # E(t−1): each member's loss at the previous step, +∞ before the first
                 state["prev_loss"] = torch.full_like(losses, float("inf"))
         schedule = {name: group[name] for name in _SCHEDULE}
-        if self.kernel is not update:  # compiled: a float would be compiled in as a constant
+        if self.kernels[0] is not _minus:  # compiled: a float would be compiled in as a constant
             schedule = {name: torch.tensor(value, dtype=p.dtype, device=p.device)
                         if isinstance(value, float) else value
                         for name, value in schedule.items()}
-        sign = self.kernel(
-            variant, p.detach(), grad, state["prev"], state["step_size"],
-            state.get("prev_update"), state.get("prev_loss"), losses, schedule,
-            self.record_sign_changes)
+        minus, plus = self.kernels
+        if variant in ("Rprop-", "iRprop-"):
+            sign = minus(p.detach(), grad, state["prev"], state["step_size"], schedule,
+                         self.record_sign_changes, variant == "iRprop-")
+        else:
+            sign = plus(p.detach(), grad, state["prev"], state["step_size"],
+                        state["prev_update"], state.get("prev_loss"), losses, schedule,
+                        self.record_sign_changes)
         if sign is not None:
             # where g·g_old < 0 in this step (telemetry: the sign-change rate)
             state["sign_changed"] = sign.lt(0)

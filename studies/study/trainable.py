@@ -106,10 +106,11 @@ def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_na
                 torch.save(state, Path(folder) / STATE_FILE)
                 tune.report(training.interim_summary(),
                             checkpoint=tune.Checkpoint.from_directory(folder))
-        elif time.monotonic() - saved < SAVE_SECONDS:
-            continue
-        else:  # between reports: the trial's own checkpoint only (what a new driver resumes)
+        elif time.monotonic() - saved >= SAVE_SECONDS:
+            # between reports: the trial's own checkpoint only (what a new driver resumes)
             _save(training.state_dict(), own)
+        else:
+            continue
         saved = time.monotonic()
     node = socket.gethostname() + ":" + ray.get_runtime_context().get_node_id()
     by_number: dict[str, dict[str, Any]] = {}
