@@ -50,6 +50,10 @@ def metrics_of(values: dict[str, Any], prefix: str = "") -> list[Metric]:
             and math.isfinite(value)]
 
 
+CURVE_KEY = "frac_converged"
+"""A key every logged curve has (a run with it has its curves)."""
+
+
 def curves(history: dict[str, np.ndarray], epochs: list[int], converged: list[bool],
            telemetry: dict[str, np.ndarray]) -> list[Metric]:
     """Per-epoch loss median and 10/90% quantiles over seeds, the fraction converged and the
@@ -74,7 +78,7 @@ def curves(history: dict[str, np.ndarray], epochs: list[int], converged: list[bo
     metrics = []
     for place, row in enumerate(chosen):
         epoch = int(recorded[row])
-        values = {"frac_converged": float(converged_fraction[place])}
+        values = {CURVE_KEY: float(converged_fraction[place])}
         if has_loss[place]:
             values.update(loss_median=float(spread[place, 0]), loss_p10=float(spread[place, 1]),
                           loss_p90=float(spread[place, 2]))

@@ -19,7 +19,7 @@ from ray import tune
 
 from studies.study import mlflow_writes
 from studies.study.home import Home
-from studies.study.mlflow_values import curves, metrics_of, params_of
+from studies.study.mlflow_values import CURVE_KEY, curves, metrics_of, params_of
 from studies.study.search import batch_of, reported
 from studies.study.trial_files import (
     HISTORY_FILE,
@@ -64,11 +64,15 @@ class MlflowRecorder(tune.Callback):
     """Records one (task, arm) of a study; a Ray Tune callback in the driver."""
 
     def __init__(self, home: Home, study: str, task: str, arm: str, optimizer: str, *,
-                 plots: PLOTS = "best", arm_spec: dict[str, Any] | None = None):
+                 plots: PLOTS = "best", arm_spec: dict[str, Any] | None = None,
+                 results: Path | None = None):
         # downloads (the best trial's files, for its plots) would draw progress bars
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.client = tracking_client(home)
         self.plots = plots
+        self.results = results
+        """The arm's Ray Tune results (every driver's experiments): where a trial whose
+        recording a dead driver cut short left its files."""
         self.study, self.task, self.arm, self.optimizer = study, task, arm, optimizer
         name = f"optistudy/{study}"
         experiment = self.client.get_experiment_by_name(name)
@@ -170,13 +174,18 @@ class MlflowRecorder(tune.Callback):
                            None if folder is None else folder / str(number))
 
     def _complete(self, number: int, ray_trial_id: str, summary: dict[str, Any],
-                  folder: Path | None) -> None:
+                  folder: Path | None, *, left: Any = None) -> None:
+        """Record a finished trial from its summary and its files in ``folder``. ``left``: the
+        run as a dead driver left it (RUNNING; its curves and params may be logged already)."""
         run_id = self.runs.get(number) or self._trial_run(number, ray_trial_id)[0]
         params: list[Param] = []
         if folder is not None and (folder / RESULT_FILE).exists():
             record = json.loads((folder / RESULT_FILE).read_text())
             params = params_of({"config": record["config"]})
-            if (folder / HISTORY_FILE).exists():
+            if left is not None:
+                params = _missing(params, left.data.params)
+            curves_logged = left is not None and CURVE_KEY in left.data.metrics
+            if (folder / HISTORY_FILE).exists() and not curves_logged:
                 mlflow_writes.log_metrics(self.client, run_id,
                                           _curves(folder / HISTORY_FILE, record["members"]))
             self.client.log_artifacts(run_id, str(folder))
@@ -202,8 +211,9 @@ class MlflowRecorder(tune.Callback):
     def close(self, trials: list[dict[str, Any]], best: dict[str, Any] | None) -> None:
         """End the arm, reconciled with the Optuna ledger (``trials``): a trial the ledger
         has finished whose run a dead driver left unfinished (or never opened) gets its
-        metrics from the ledger and the ledger's ending; the parent run gets the best
-        trial's metrics and ends FINISHED."""
+        metrics from the ledger and the ledger's ending, and its curves and files where its
+        final report is still on disk; the parent run gets the best trial's metrics and ends
+        FINISHED."""
         if self._writer is not None:  # first, every write Ray Tune's callbacks asked for
             self._writer.stop()
             self._writer = None
@@ -213,6 +223,17 @@ class MlflowRecorder(tune.Callback):
         for trial in trials:
             run = runs.get(trial["number"])
             if run is not None and run.info.status != "RUNNING":
+                continue
+            folder = (self._files_of(trial["number"])
+                      if run is not None and trial["state"] == "COMPLETE" else None)
+            if run is not None and folder is not None:
+                # its files are on disk: record it as its driver would have
+                self.runs[trial["number"]] = run.info.run_id
+                hyperparameters = _missing(params_of({"hyperparameters": trial["params"]}),
+                                           run.data.params)
+                if hyperparameters:
+                    self.client.log_batch(run.info.run_id, params=hyperparameters)
+                self._complete(trial["number"], "unknown", trial["metrics"], folder, left=run)
                 continue
             run_id = (run.info.run_id if run is not None
                       else self._trial_run(trial["number"], "unknown")[0])
@@ -227,6 +248,15 @@ class MlflowRecorder(tune.Callback):
             if best_run is not None and self.plots != "none":
                 self._best_trial_plots(best_run.info.run_id)
         self.client.set_terminated(self.parent_id, "FINISHED")
+
+    def _files_of(self, number: int) -> Path | None:
+        """The files of trial ``number`` from its final report, if any driver's Ray Tune
+        experiment kept them (the newest)."""
+        if self.results is None:
+            return None
+        found = sorted(self.results.glob(f"*/*/checkpoint_*/{number}/{RESULT_FILE}"),
+                       key=lambda path: path.stat().st_mtime)
+        return found[-1].parent if found else None
 
     def _log_plots(self, run_id: str, folder: Path) -> Path | None:
         """Draw the trial's plots from its files in ``folder``; log them under ``plots/``."""

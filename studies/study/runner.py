@@ -188,7 +188,8 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home, address: str
         reporter = _ProgressReporter(f"{task.name}/{arm.name}", spec.trials_per_arm, done,
                                      targets.metrics[0], targets.modes[0], progress)
         recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer,
-                                  plots=spec.plots, arm_spec=arm.model_dump(mode="json"))
+                                  plots=spec.plots, arm_spec=arm.model_dump(mode="json"),
+                                  results=home.ray_results / name)
         scheduler = None
         if asha:
             scheduler = ASHAScheduler(time_attr="epoch", metric=targets.metrics[0],
@@ -210,7 +211,8 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home, address: str
         tuner.fit()
     else:
         recorder = MlflowRecorder(home, spec.name, task.name, arm.name, arm.optimizer,
-                                  plots=spec.plots, arm_spec=arm.model_dump(mode="json"))
+                                  plots=spec.plots, arm_spec=arm.model_dump(mode="json"),
+                                  results=home.ray_results / name)
         progress(f"  {task.name}/{arm.name}: {done}/{spec.trials_per_arm} trials (done)")
     trials = trial_records(study)
     best = _best(trials, targets.metrics[0], targets.modes[0])

@@ -5,17 +5,22 @@ its published defaults were enqueued. Real SQLite storage, no Ray."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+import pytest
 
-from studies.study import StudySpec
+from studies.engine import TrainConfig, train
+from studies.study import StudySpec, mlflow_writes, trial_files
 from studies.study.home import Home
-from studies.study.mlflow_values import params_of
+from studies.study.mlflow_values import CURVE_KEY, curves, params_of
 from studies.study.recording import MlflowRecorder, tracking_client
 from studies.study.runner import _optuna_study
 from studies.study.search import TRIAL_BATCH, LedgerSearch
+from studies.study.trial_files import HISTORY_FILE, RESULT_FILE
 from tests.studies.kill_points import study_spec
 
 
@@ -86,3 +91,53 @@ def test_mlflow_runs_created_before_a_kill_get_their_params(tmp_path: Path,
     assert params == {"hyperparameters.delta0": "0.1", "hyperparameters.eta_plus": "1.2"}
     recorder._open([(0, hyperparameters)], "t0-again")  # a further driver: nothing twice
     assert client.get_run(trial_run).data.params == params
+
+
+@pytest.mark.parametrize("curves_logged", [False, True])
+def test_a_trial_whose_recording_a_kill_cut_short_gets_its_files_and_plots(
+        tmp_path: Path, monkeypatch: Any, curves_logged: bool) -> None:
+    """A driver killed after Optuna was told a trial finished, before the MLflow writer
+    recorded it (run still RUNNING, perhaps with its curves): the next driver's recorder
+    records it from the final report Ray Tune kept on disk: curves once, files, the best
+    trial's plots (real SQLite MLflow store and trial files of a real training, no Ray)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = Home(tmp_path / "home")
+    config = TrainConfig(task="xor", optimizer={"name": "rprop", "variant": "iRprop+"},
+                         seeds=4, stop={"max_epochs": 30})
+    result = train(config)
+    results = tmp_path / "ray_results" / "windows.xor.iRprop-plus"
+    files = results / "attempt-1" / "trial_0" / "checkpoint_000003" / "0"
+    files.mkdir(parents=True)
+    trial_files.write(result, files)
+    first = MlflowRecorder(home, "windows", "xor", "iRprop-plus", "rprop", plots="none")
+    run_id, _ = first._trial_run(0, "t0")
+    if curves_logged:  # the writer got as far as the curves
+        with np.load(files / HISTORY_FILE) as history:
+            saved = {name: history[name] for name in history.files}
+        members = json.loads((files / RESULT_FILE).read_text())["members"]
+        mlflow_writes.log_metrics(first.client, run_id, curves(
+            saved, [m["epochs"] for m in members],
+            [m["status"] == "converged" for m in members], {}))
+    client = first.client
+    before = len(client.get_metric_history(run_id, CURVE_KEY))
+
+    second = MlflowRecorder(home, "windows", "xor", "iRprop-plus", "rprop", results=results)
+    ledger = {"number": 0, "state": "COMPLETE", "params": {"delta0": 0.1},
+              "metrics": {"success_rate": 0.5}}
+    second.close([ledger], best=ledger)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["success_rate"] == 0.5
+    assert run.data.params["hyperparameters.delta0"] == "0.1"
+    assert run.data.params["config.optimizer.variant"] == "iRprop+"
+    history = client.get_metric_history(run_id, CURVE_KEY)
+    if curves_logged:
+        assert len(history) == before  # not logged twice
+    else:
+        assert before == 0
+    assert len(history) > 1
+    logged = {artifact.path for artifact in client.list_artifacts(run_id)}
+    assert {RESULT_FILE, HISTORY_FILE} <= logged
+    assert {a.path for a in client.list_artifacts(run_id, "plots")} >= {
+        "plots/loss_curves.png", "plots/decision_boundary.png"}
+    assert client.get_run(second.parent_id).data.tags["optistudy.best_trial"] == "0"
