@@ -7,6 +7,8 @@ import json
 import math
 import re
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -54,35 +56,61 @@ CURVE_KEY = "frac_converged"
 """A key every logged curve has (a run with it has its curves)."""
 
 
+def row_quantiles(rows: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """Each row's ``quantiles`` of its values that are not NaN (each row has one at least),
+    interpolated linearly as ``np.nanquantile`` does, for all rows at once (``nanquantile``
+    along an axis goes row by row in Python): [rows, quantiles]."""
+    ordered = np.sort(rows, axis=1)  # NaN sorts last
+    last = np.sum(~np.isnan(rows), axis=1, keepdims=True) - 1
+    positions = np.asarray(quantiles)[None, :] * last
+    below = np.floor(positions).astype(np.int64)
+    above = np.minimum(below + 1, last)
+    low = np.take_along_axis(ordered, below, axis=1)
+    high = np.take_along_axis(ordered, above, axis=1)
+    return low + (high - low) * (positions - below)
+
+
+@dataclass(frozen=True)
+class Curves:
+    """A trial's per-epoch curves: ``series[key][i]`` at epoch ``steps[i]``, NaN where that
+    curve has no value (nothing is logged there); every point logged at ``timestamp``."""
+
+    steps: np.ndarray
+    series: dict[str, np.ndarray]
+    timestamp: int
+
+    def points(self) -> Iterator[tuple[str, float, int]]:
+        """Every logged point as (key, value, step), each curve in step order."""
+        for key, values in self.series.items():
+            logged = ~np.isnan(values)
+            yield from ((key, value, step) for value, step in zip(
+                values[logged].tolist(), self.steps[logged].tolist(), strict=True))
+
+    def metrics(self) -> list[Metric]:
+        return [Metric(key, value, self.timestamp, step) for key, value, step in self.points()]
+
+
 def curves(history: dict[str, np.ndarray], epochs: list[int], converged: list[bool],
-           telemetry: dict[str, np.ndarray]) -> list[Metric]:
+           telemetry: dict[str, np.ndarray]) -> Curves:
     """Per-epoch loss median and 10/90% quantiles over seeds, the fraction converged and the
     optimizer telemetry, at most ``CURVE_POINTS`` epochs of them (step = epoch)."""
     recorded, loss = history["epochs"], history["loss"]
-    if loss.size == 0:
-        return []
     now = int(time.time() * 1000)
+    if loss.size == 0:
+        return Curves(np.zeros(0, dtype=np.int64), {}, now)
     chosen = np.unique(np.linspace(0, len(recorded) - 1,
                                    min(CURVE_POINTS, len(recorded))).round().astype(int))
     reached = np.sort([e if c else np.inf for e, c in zip(epochs, converged, strict=True)])
     at = recorded[chosen]
-    converged_fraction = np.searchsorted(reached, at, side="right") / max(1, len(reached))
+    series = {CURVE_KEY: np.searchsorted(reached, at, side="right") / max(1, len(reached))}
     picked = loss[chosen].astype(np.float64)
     picked[~np.isfinite(picked)] = np.nan
     has_loss = ~np.all(np.isnan(picked), axis=1)
-    spread = np.full((len(chosen), 3), np.nan)
     if has_loss.any():
-        rows = picked[has_loss]
-        spread[has_loss, 0] = np.nanmedian(rows, axis=1)
-        spread[has_loss, 1:] = np.nanquantile(rows, [0.1, 0.9], axis=1).T
-    metrics = []
-    for place, row in enumerate(chosen):
-        epoch = int(recorded[row])
-        values = {CURVE_KEY: float(converged_fraction[place])}
-        if has_loss[place]:
-            values.update(loss_median=float(spread[place, 0]), loss_p10=float(spread[place, 1]),
-                          loss_p90=float(spread[place, 2]))
-        values.update({TELEMETRY_GROUP + name: float(series[row])
-                       for name, series in telemetry.items() if math.isfinite(series[row])})
-        metrics += [Metric(key, value, now, epoch) for key, value in values.items()]
-    return metrics
+        spread = np.full((len(chosen), 3), np.nan)
+        spread[has_loss] = row_quantiles(picked[has_loss], (0.5, 0.1, 0.9))
+        series.update(loss_median=spread[:, 0], loss_p10=spread[:, 1], loss_p90=spread[:, 2])
+    for name, values in telemetry.items():
+        value = np.asarray(values, dtype=np.float64)[chosen]
+        series[TELEMETRY_GROUP + name] = np.where(np.isfinite(value), value, np.nan)
+    return Curves(at.astype(np.int64), series, now)

@@ -1,61 +1,87 @@
-"""MLflow writes that keep up with batched studies: curves inserted in bulk into SQL tracking
-stores, and one background thread that does the recorder's writes in order.
-
-MLflow's own ``log_batch`` builds an ORM object per metric value and checks each against the
-run's latest metrics: about a millisecond per value on a small machine, so a trial's curves
-(a few thousand values) would cost more than training it. For a database store (SQLite,
-PostgreSQL) the values go in with one multi-row INSERT into MLflow's ``metrics`` table and
-the latest value per key into ``latest_metrics``, in one transaction; what MLflow reads back
-(``get_metric_history``, the UI's charts, ``search_runs`` on metrics) is the same. Any other
-store (an MLflow server over HTTP) gets ``log_batch`` calls.
+"""MLflow writes that keep up with batched studies: a batch of trial runs opened, and one
+ended, in one transaction each where the store is a database (``mlflow_sql``), through
+MLflow's API otherwise (an MLflow server over HTTP); and one background thread that does
+the recorder's writes in order.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric
-from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.tracking import MlflowClient
-from sqlalchemy import delete, insert
+
+from studies.study import mlflow_sql
+from studies.study.mlflow_sql import Ending, NewRun, Opened
 
 log = logging.getLogger(__name__)
 BATCH = 1000
 """MLflow's limit of metrics per ``log_batch``."""
+PARAMS_BATCH = 100
+"""MLflow's limit of params per ``log_batch``."""
 
 
-def log_metrics(client: MlflowClient, run_id: str, metrics: Sequence[Metric]) -> None:
-    """Log ``metrics`` (each key's values at distinct steps) to the RUNNING run ``run_id``."""
+def _sql_store(client: MlflowClient) -> SqlAlchemyStore | None:
     store = client._tracking_client.store
-    if not isinstance(store, SqlAlchemyStore) or not metrics:
-        for start in range(0, len(metrics), BATCH):
-            client.log_batch(run_id, metrics=list(metrics[start : start + BATCH]))
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+def create_runs(client: MlflowClient, experiment_id: str,
+                runs: list[NewRun]) -> list[Opened]:
+    """Open ``runs`` (RUNNING) in experiment ``experiment_id``; in order."""
+    store = _sql_store(client)
+    if not runs:
+        return []
+    if store is not None:
+        return mlflow_sql.create_runs(store, experiment_id, runs)
+    opened = []
+    for run in runs:
+        info = client.create_run(experiment_id, run_name=run.name, tags=run.tags).info
+        run_id = info.run_id
+        for start in range(0, len(run.params), PARAMS_BATCH):
+            client.log_batch(run_id, params=run.params[start : start + PARAMS_BATCH])
+        opened.append(Opened(run_id, info.artifact_uri))
+    return opened
+
+
+def log_files(client: MlflowClient, run_id: str, folder: Path, artifact_path: str | None = None,
+              *, artifact_uri: str | None = None) -> None:
+    """Log the files in ``folder`` as the run's artifacts (under ``artifact_path``), straight
+    into ``artifact_uri`` where it is known (MLflow's client reads the whole run back from
+    the store first, to find it)."""
+    if artifact_uri is None:
+        client.log_artifacts(run_id, str(folder), artifact_path)
         return
-    rows = []
-    latest: dict[str, dict[str, Any]] = {}
-    for metric in metrics:
-        is_nan = math.isnan(metric.value)
-        row = {"run_uuid": run_id, "key": metric.key, "value": 0.0 if is_nan else metric.value,
-               "timestamp": metric.timestamp, "step": metric.step, "is_nan": is_nan}
-        rows.append(row)
-        now = latest.get(metric.key)
-        if now is None or (row["step"], row["timestamp"], row["value"]) > (
-                now["step"], now["timestamp"], now["value"]):
-            latest[metric.key] = row
-    with store.ManagedSessionMaker() as session:
-        store._check_run_is_active(store._get_run(run_uuid=run_id, session=session))
-        # SQLAlchemy Core (one executemany), not the ORM's per-object bookkeeping
-        session.execute(insert(SqlMetric.__table__), rows)
-        session.execute(delete(SqlLatestMetric.__table__).where(
-            SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key.in_(list(latest))))
-        session.execute(insert(SqlLatestMetric.__table__), list(latest.values()))
+    repository = get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri)
+    repository.log_artifacts(str(folder), artifact_path)
+
+
+def end_runs(client: MlflowClient, endings: list[Ending]) -> None:
+    """End each run with its params (those it lacks), metrics, tags and status."""
+    store = _sql_store(client)
+    if not endings:
+        return
+    if store is not None:
+        mlflow_sql.end_runs(store, endings)
+        return
+    for ending in endings:
+        logged = client.get_run(ending.run_id).data.params
+        params = [param for param in ending.params if param.key not in logged]
+        metrics = ending.all_metrics()
+        for start in range(0, len(params), PARAMS_BATCH):
+            client.log_batch(ending.run_id, params=params[start : start + PARAMS_BATCH])
+        for start in range(0, len(metrics), BATCH):
+            client.log_batch(ending.run_id, metrics=metrics[start : start + BATCH])
+        if ending.tags:
+            client.log_batch(ending.run_id, tags=ending.tags)
+        client.set_terminated(ending.run_id, ending.status)
 
 
 class Writer:

@@ -9,6 +9,9 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +22,8 @@ from ray import tune
 
 from studies.study import mlflow_writes
 from studies.study.home import Home
-from studies.study.mlflow_values import CURVE_KEY, curves, metrics_of, params_of
+from studies.study.mlflow_sql import Ending, NewRun
+from studies.study.mlflow_values import CURVE_KEY, Curves, curves, metrics_of, params_of
 from studies.study.search import batch_of, reported
 from studies.study.trial_files import (
     HISTORY_FILE,
@@ -45,6 +49,29 @@ def tracking_client(home: Home) -> MlflowClient:
     if uri == f"sqlite:///{store}" and not store.exists():
         _create_store(store)
     return MlflowClient(uri)
+
+
+@contextlib.contextmanager
+def store_created_alongside(home: Home) -> Iterator[None]:
+    """Create the data dir's MLflow store, if missing (about a second of schema migrations),
+    on a thread while the body runs (Ray's start-up, which mostly waits for its processes);
+    its error, if any, is raised after the body."""
+    failures: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            tracking_client(home)
+        except BaseException as error:  # raised in the caller's thread
+            failures.append(error)
+
+    creating = threading.Thread(target=create, name="mlflow-store", daemon=True)
+    creating.start()
+    try:
+        yield
+    finally:
+        creating.join()
+    if failures:
+        raise failures[0]
 
 
 def _create_store(store: Path) -> None:
@@ -85,6 +112,8 @@ class MlflowRecorder(tune.Callback):
             for run in self._find("tags.`optistudy.role` = 'trial'")}
         """The trial runs by Optuna trial number: those of earlier drivers, found once, and
         those opened here."""
+        self.artifact_uris: dict[str, str] = {}
+        """Where the artifacts of the runs opened here go, by run id."""
         self._writer: mlflow_writes.Writer | None = None  # started by the first write
 
     def _find(self, extra: str) -> list[Any]:
@@ -120,6 +149,11 @@ class MlflowRecorder(tune.Callback):
         self.client.log_batch(run.info.run_id, params=params_of({"arm": arm_spec}))
         return str(run.info.run_id)
 
+    def _new_run(self, number: int, ray_trial_id: str, params: list[Param]) -> NewRun:
+        return NewRun(f"{self.task}/{self.arm}/trial-{number}", {
+            **self._tags(), "optistudy.role": "trial", "mlflow.parentRunId": self.parent_id,
+            "optuna.trial_number": str(number), "ray.trial_id": ray_trial_id}, params)
+
     def _trial_run(self, number: int, ray_trial_id: str) -> tuple[str, bool]:
         """The trial's own run, and whether it is new: continued if it exists (a retried
         or resumed trial)."""
@@ -128,13 +162,11 @@ class MlflowRecorder(tune.Callback):
             self.client.update_run(run_id, status="RUNNING")
             self.client.set_tag(run_id, "ray.trial_id", ray_trial_id)
             return run_id, False
-        run = self.client.create_run(
-            self.experiment_id, run_name=f"{self.task}/{self.arm}/trial-{number}",
-            tags={**self._tags(), "optistudy.role": "trial", "mlflow.parentRunId":
-                  self.parent_id, "optuna.trial_number": str(number),
-                  "ray.trial_id": ray_trial_id})
-        self.runs[number] = run.info.run_id
-        return str(run.info.run_id), True
+        [(run_id, artifact_uri)] = mlflow_writes.create_runs(
+            self.client, self.experiment_id, [self._new_run(number, ray_trial_id, [])])
+        self.runs[number] = run_id
+        self.artifact_uris[run_id] = artifact_uri
+        return run_id, True
 
     @property
     def writer(self) -> mlflow_writes.Writer:
@@ -159,48 +191,57 @@ class MlflowRecorder(tune.Callback):
                            str(trial.error_file or "")[:5000])
 
     def _open(self, batch: list[tuple[int, dict[str, Any]]], ray_trial_id: str) -> None:
+        """Open the batch's trial runs (new ones together), with their hyperparameters."""
+        new: dict[int, NewRun] = {}
         for number, hyperparameters in batch:
-            run_id, new = self._trial_run(number, ray_trial_id)
             params = params_of({"hyperparameters": hyperparameters})
-            if not new:  # a driver killed between opening the run and logging them
-                params = _missing(params, self.client.get_run(run_id).data.params)
+            if number not in self.runs:
+                new[number] = self._new_run(number, ray_trial_id, params)
+                continue
+            run_id, _ = self._trial_run(number, ray_trial_id)
+            # a driver killed between opening the run and logging them
+            params = _missing(params, self.client.get_run(run_id).data.params)
             if params:
                 self.client.log_batch(run_id, params=params)
+        opened = mlflow_writes.create_runs(self.client, self.experiment_id, list(new.values()))
+        self.runs.update(zip(new, (run.run_id for run in opened), strict=True))
+        self.artifact_uris.update(opened)
 
     def _complete_batch(self, batch: list[tuple[int, dict[str, Any]]], ray_trial_id: str,
                         by_number: dict[int, dict[str, Any]], folder: Path | None) -> None:
-        for number, _ in batch:
-            self._complete(number, ray_trial_id, by_number.get(number, {}),
-                           None if folder is None else folder / str(number))
+        """End the batch's trial runs together, each with its summary and files."""
+        mlflow_writes.end_runs(self.client, [
+            self._ending(number, ray_trial_id, by_number.get(number, {}),
+                         None if folder is None else folder / str(number))
+            for number, _ in batch])
 
-    def _complete(self, number: int, ray_trial_id: str, summary: dict[str, Any],
-                  folder: Path | None, *, left: Any = None) -> None:
-        """Record a finished trial from its summary and its files in ``folder``. ``left``: the
-        run as a dead driver left it (RUNNING; its curves and params may be logged already)."""
+    def _ending(self, number: int, ray_trial_id: str, summary: dict[str, Any],
+                folder: Path | None, *, left: Any = None) -> Ending:
+        """A finished trial's ending from its summary and its files in ``folder`` (logged as
+        its artifacts here). ``left``: the run as a dead driver left it (RUNNING; its curves
+        may be logged already)."""
         run_id = self.runs.get(number) or self._trial_run(number, ray_trial_id)[0]
         params: list[Param] = []
+        trial_curves = None
         if folder is not None and (folder / RESULT_FILE).exists():
             record = json.loads((folder / RESULT_FILE).read_text())
             params = params_of({"config": record["config"]})
-            if left is not None:
-                params = _missing(params, left.data.params)
             curves_logged = left is not None and CURVE_KEY in left.data.metrics
             if (folder / HISTORY_FILE).exists() and not curves_logged:
-                mlflow_writes.log_metrics(self.client, run_id,
-                                          _curves(folder / HISTORY_FILE, record["members"]))
-            self.client.log_artifacts(run_id, str(folder))
+                trial_curves = _curves(folder / HISTORY_FILE, record["members"])
+            mlflow_writes.log_files(self.client, run_id, folder,
+                                    artifact_uri=self.artifact_uris.get(run_id))
             if self.plots == "all":
                 self._log_plots(run_id, folder)
-        self.client.log_batch(run_id, metrics=metrics_of(summary), params=params)
-        status = "FINISHED" if summary else "KILLED"  # no summary: stopped early (ASHA)
-        self.client.set_terminated(run_id, status)
+        # no summary: stopped early (ASHA)
+        return Ending(run_id, "FINISHED" if summary else "KILLED", params, metrics_of(summary),
+                      curves=trial_curves)
 
     def _fail(self, batch: list[tuple[int, dict[str, Any]]], ray_trial_id: str,
               error: str) -> None:
-        for number, _ in batch:
-            run_id = self.runs.get(number) or self._trial_run(number, ray_trial_id)[0]
-            self.client.set_tag(run_id, "optistudy.error", error)
-            self.client.set_terminated(run_id, "FAILED")
+        mlflow_writes.end_runs(self.client, [
+            Ending(self.runs.get(number) or self._trial_run(number, ray_trial_id)[0], "FAILED",
+                   tags=[RunTag("optistudy.error", error)]) for number, _ in batch])
 
     @staticmethod
     def _checkpoint_folder(trial: Any) -> Path | None:
@@ -217,37 +258,38 @@ class MlflowRecorder(tune.Callback):
         if self._writer is not None:  # first, every write Ray Tune's callbacks asked for
             self._writer.stop()
             self._writer = None
-        runs = {int(r.data.tags["optuna.trial_number"]): r
-                for r in self._find("tags.`optistudy.role` = 'trial'")}
-        endings = {"COMPLETE": "FINISHED", "FAIL": "FAILED", "PRUNED": "KILLED"}
-        for trial in trials:
-            run = runs.get(trial["number"])
-            if run is not None and run.info.status != "RUNNING":
-                continue
-            folder = (self._files_of(trial["number"])
-                      if run is not None and trial["state"] == "COMPLETE" else None)
-            if run is not None and folder is not None:
-                # its files are on disk: record it as its driver would have
-                self.runs[trial["number"]] = run.info.run_id
-                hyperparameters = _missing(params_of({"hyperparameters": trial["params"]}),
-                                           run.data.params)
-                if hyperparameters:
-                    self.client.log_batch(run.info.run_id, params=hyperparameters)
-                self._complete(trial["number"], "unknown", trial["metrics"], folder, left=run)
-                continue
-            run_id = (run.info.run_id if run is not None
-                      else self._trial_run(trial["number"], "unknown")[0])
-            self.client.log_batch(run_id, metrics=metrics_of(trial["metrics"]), params=_missing(
-                params_of({"hyperparameters": trial["params"]}),
-                {} if run is None else run.data.params))
-            self.client.set_terminated(run_id, endings.get(trial["state"], "KILLED"))
+        # only the runs left RUNNING are read back: a study's trial runs are many
+        running = {int(r.data.tags["optuna.trial_number"]): r for r in self._find(
+            "tags.`optistudy.role` = 'trial' and attributes.status = 'RUNNING'")}
+        mlflow_writes.end_runs(self.client, [
+            self._reconciled(trial, running.get(trial["number"])) for trial in trials
+            if trial["number"] in running or trial["number"] not in self.runs])
+        parent = Ending(self.parent_id, "FINISHED")
         if best is not None:
-            self.client.log_batch(self.parent_id, metrics=metrics_of(best["metrics"], "best_"),
-                                  tags=[RunTag("optistudy.best_trial", str(best["number"]))])
-            best_run = runs.get(best["number"])
-            if best_run is not None and self.plots != "none":
-                self._best_trial_plots(best_run.info.run_id)
-        self.client.set_terminated(self.parent_id, "FINISHED")
+            best_run_id = self.runs.get(best["number"])
+            if best_run_id is not None and self.plots != "none":
+                self._best_trial_plots(best_run_id)
+            parent = Ending(self.parent_id, "FINISHED",
+                            metrics=metrics_of(best["metrics"], "best_"),
+                            tags=[RunTag("optistudy.best_trial", str(best["number"]))])
+        mlflow_writes.end_runs(self.client, [parent])
+
+    def _reconciled(self, trial: dict[str, Any], run: Any) -> Ending:
+        """The ending of a trial the ledger has ended whose run a dead driver left RUNNING
+        (``run``) or never opened (``None``)."""
+        hyperparameters = params_of({"hyperparameters": trial["params"]})
+        folder = (self._files_of(trial["number"])
+                  if run is not None and trial["state"] == "COMPLETE" else None)
+        if run is not None and folder is not None:
+            # its files are on disk: record it as its driver would have
+            self.runs[trial["number"]] = run.info.run_id
+            ending = self._ending(trial["number"], "unknown", trial["metrics"], folder, left=run)
+            return replace(ending, params=[*hyperparameters, *ending.params])
+        run_id = (run.info.run_id if run is not None
+                  else self._trial_run(trial["number"], "unknown")[0])
+        endings = {"COMPLETE": "FINISHED", "FAIL": "FAILED", "PRUNED": "KILLED"}
+        return Ending(run_id, endings.get(trial["state"], "KILLED"), hyperparameters,
+                      metrics_of(trial["metrics"]))
 
     def _files_of(self, number: int) -> Path | None:
         """The files of trial ``number`` from its final report, if any driver's Ray Tune
@@ -265,7 +307,8 @@ class MlflowRecorder(tune.Callback):
         into = folder / "plots"
         if not plots.render(folder, into):
             return None
-        self.client.log_artifacts(run_id, str(into), "plots")
+        mlflow_writes.log_files(self.client, run_id, into, "plots",
+                                artifact_uri=self.artifact_uris.get(run_id))
         return into
 
     def _best_trial_plots(self, run_id: str) -> None:
@@ -297,9 +340,10 @@ def _missing(params: list[Param], logged: dict[str, str]) -> list[Param]:
     return [param for param in params if param.key not in logged]
 
 
-def _curves(history_file: Path, members: list[dict[str, Any]]) -> list[Any]:
-    with np.load(history_file) as history:
-        saved = {name: history[name] for name in history.files}
+def _curves(history_file: Path, members: list[dict[str, Any]]) -> Curves:
+    with np.load(history_file) as history:  # not the trajectories
+        saved = {name: history[name] for name in history.files
+                 if name in ("epochs", "loss") or name.startswith(TELEMETRY_PREFIX)}
     telemetry = {name.removeprefix(TELEMETRY_PREFIX): values for name, values in saved.items()
                  if name.startswith(TELEMETRY_PREFIX)}
     return curves(saved, [m["epochs"] for m in members],

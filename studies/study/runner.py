@@ -28,7 +28,7 @@ from studies.study.arm import Arm
 from studies.study.home import Home, read_json, write_json
 from studies.study.ledger import completed_trials, experiment_name, record_status
 from studies.study.ledger import state as ledger_state
-from studies.study.recording import MlflowRecorder
+from studies.study.recording import MlflowRecorder, store_created_alongside
 from studies.study.search import LedgerSearch, batch_of, reported, work_left
 from studies.study.spec import StudySpec, TaskSpec
 from studies.study.trainable import run_trial
@@ -170,7 +170,8 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home, address: str
     study = _optuna_study(spec, arm, name, home.optuna_storage)
     orphans, to_ask = work_left(study, spec.trials_per_arm)
     if orphans or to_ask:
-        connect(address)  # Ray starts only for a study with trials left to run
+        with store_created_alongside(home):
+            connect(address)  # Ray starts only for a study with trials left to run
     slots = worker_slots(spec) if ray.is_initialized() else 1
     asha = spec.scheduler.name == "asha" and len(targets.metrics) == 1
     batch = 1 if asha else batching.batch_size(spec.batch_trials, arm, spec.trials_per_arm,

@@ -28,6 +28,7 @@ GCS for ever, instead of starting a local Ray. A temp dir of each half's own has
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -42,7 +43,7 @@ import tempfile
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,28 +57,54 @@ TRIAL_PIDS: set[int] = set()
 """The worker processes the product's trials ran in (Ray actors started, reuse counted once)."""
 
 
-def _timed(owner: type, method: str, bucket: str) -> None:
-    """Wrap ``owner.method`` so that the time spent in it adds up in ``SPENT[bucket]``."""
+def _timed(owner: Any, method: str, bucket: str) -> None:
+    """Wrap ``owner.method`` so that the time spent in it adds up in ``SPENT[bucket]``, and
+    the CPU time its thread spent in it in ``SPENT[bucket + "_cpu"]`` (on a thread of its own,
+    wall time also counts waiting for the GIL that other threads hold)."""
     original: Callable[..., Any] = getattr(owner, method)
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         try:
             return original(*args, **kwargs)
         finally:
             SPENT[bucket] += time.perf_counter() - start
+            SPENT[bucket + "_cpu"] += time.thread_time() - cpu_start
 
     setattr(owner, method, wrapper)
+
+
+def _timed_context(owner: Any, name: str, bucket: str) -> None:
+    """Wrap the context manager ``owner.name`` so that the time from entering it to leaving
+    it adds up in ``SPENT[bucket]``."""
+    original: Callable[..., Any] = getattr(owner, name)
+
+    @contextlib.contextmanager
+    def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        start = time.perf_counter()
+        try:
+            with original(*args, **kwargs) as value:
+                yield value
+        finally:
+            SPENT[bucket] += time.perf_counter() - start
+
+    setattr(owner, name, wrapper)
 
 
 def _instrument() -> None:
     """Time the product's driver-side parts without changing what they do."""
     from ray import tune
 
+    from studies.study import plots, recording, runner
     from studies.study.mlflow_writes import Writer
     from studies.study.recording import MlflowRecorder
     from studies.study.search import LedgerSearch
+
+    _timed(runner, "connect", "ray_start")  # inside the store's creation, on a thread:
+    _timed_context(runner, "store_created_alongside", "ray_and_store")  # and the wait
+    _timed(recording, "_create_store", "mlflow_store")  # the thread's work
+    _timed(plots, "render", "render")  # drawing the best trial's plots: the report
 
     for method in ("on_trial_start", "on_trial_complete", "on_trial_error"):
         _timed(MlflowRecorder, method, "mlflow_in_fit")  # Ray calls these inside Tuner.fit
@@ -86,7 +113,6 @@ def _instrument() -> None:
     _timed(Writer, "stop", "mlflow_drain")  # close() waiting for the writer
     for method in ("__init__", "close"):
         _timed(MlflowRecorder, method, "mlflow_per_arm")
-    _timed(MlflowRecorder, "_best_trial_plots", "plots")  # inside close: the "report" part
     _timed(LedgerSearch, "suggest", "optuna")
     _timed(LedgerSearch, "on_trial_complete", "optuna")
     _timed(tune.Tuner, "fit", "tuner_fit")
@@ -146,18 +172,13 @@ def run_product(trials: int, seeds: int, home: Path) -> dict[str, float]:
     spec = StudySpec.model_validate(_spec(trials, seeds))
     study_home = Home(home)
     runner.start(spec, study_home)
-    runner.connect(None)
-    ray_started = time.perf_counter()
-    outcomes = runner.execute(spec, study_home, progress=lambda line: None)
+    outcomes = runner.execute(spec, study_home, progress=lambda line: None)  # as the CLI does
     wall = time.perf_counter() - start
     finished = [t for o in outcomes for t in o.trials if t["state"] == "COMPLETE"]
     assert len(finished) == trials, f"{len(finished)} of {trials} trials completed"
-    timers = {bucket: SPENT[bucket] for bucket in
-              ("tuner_fit", "optuna", "mlflow_in_fit", "mlflow_per_arm", "plots",
-               "mlflow_writes", "mlflow_drain")}
-    return {**timers, "wall": wall, "imports": imported - start,
-            "ray_start": ray_started - imported, "driver_cpu": _cpu_seconds() - cpu_start,
-            "execute": time.perf_counter() - ray_started,
+    return {**SPENT, "wall": wall, "imports": imported - start,
+            "driver_cpu": _cpu_seconds() - cpu_start,
+            "execute": time.perf_counter() - imported - SPENT["ray_and_store"],
             # a batch's trials each report the population's training time: count it once
             "engine": sum(float(t["metrics"]["wall_time_s"]) / float(t["metrics"]["batch_size"])
                           for t in finished),
@@ -280,15 +301,28 @@ def _report_hand_wired(rate: float, hand: dict[str, float], runs: int) -> None:
           f"floor {'met' if ratio_fit >= FLOOR else 'NOT met'})")
 
 
+def mlflow_cost(product: dict[str, float]) -> dict[str, float]:
+    """What MLflow recording costs the study, in seconds: the time the driver's main thread
+    spends in it (the callbacks, each arm's start and end but for drawing the plots, which
+    is the report, and waiting for the store after Ray started) plus the CPU time MLflow's
+    threads take from the cores (the writer's, overlapping the trials; the store's
+    creation, overlapping Ray's start). Wall time on those threads is not counted: it also
+    holds the time they wait for the GIL that the main thread holds."""
+    parts = {"callbacks": product["mlflow_in_fit"],
+             "arm start and end": product["mlflow_per_arm"] - product["mlflow_drain"]
+             - product["render"],
+             "store wait": product["ray_and_store"] - product["ray_start"],
+             "writer CPU": product["mlflow_writes_cpu"],
+             "store creation CPU": product["mlflow_store_cpu"]}
+    return {**parts, "total": sum(parts.values())}
+
+
 def _report_product(trials: int, product: dict[str, float]) -> None:
     wall = product["wall"]
     slots = max(1, int(os.cpu_count() or 1))
     in_trials = product["in_trials"]
     fit = product["tuner_fit"]
-    # every second MLflow took, in the event loop, on the writer's thread (overlapping the
-    # trials) or at the end of the arm, without counting the end's wait for the writer twice
-    mlflow = (product["mlflow_in_fit"] + product["mlflow_writes"] + product["mlflow_per_arm"]
-              - product["mlflow_drain"])
+    cost = mlflow_cost(product)
     other_driver = product["execute"] - fit - product["mlflow_per_arm"]
 
     def line(label: str, seconds: float, note: str = "") -> None:
@@ -297,6 +331,9 @@ def _report_product(trials: int, product: dict[str, float]) -> None:
     print("where the product's time goes (driver wall time; % of the product's wall):")
     line("imports (studies, ray, optuna...)", product["imports"])
     line("Ray start (ray.init)", product["ray_start"])
+    line("  MLflow store created alongside", product["mlflow_store"],
+         f"(a thread; {product['mlflow_store_cpu']:.2f} s CPU; waited for after Ray "
+         f"started: {cost['store wait']:.2f} s)")
     line("Tuner.fit", fit, "(the trials, incl. the callbacks below)")
     line("  engine (sum of trials' training)", product["engine"],
          f"/ {slots} slots = {product['engine'] / slots:.2f} s of wall")
@@ -307,12 +344,14 @@ def _report_product(trials: int, product: dict[str, float]) -> None:
     line("  Optuna ask/tell (driver)", product["optuna"])
     line("  MLflow callbacks (event loop)", product["mlflow_in_fit"], "(hand the writes over)")
     line("  MLflow trial runs (writer)", product["mlflow_writes"],
-         "(background thread, overlaps the trials)")
-    line("MLflow per arm (recorder)", product["mlflow_per_arm"],
+         f"(a thread overlapping the trials; {product['mlflow_writes_cpu']:.2f} s CPU)")
+    line("MLflow per arm (recorder)", product["mlflow_per_arm"] - product["render"],
          f"(parent run, close; {product['mlflow_drain']:.2f} s of it waiting for the writer)")
-    line("  of which best-trial plots", product["plots"], "(the 'report' part of study run)")
+    line("report: best trial's plots drawn", product["render"], "(logged to MLflow above)")
     line("other driver work", other_driver, "(ledger, Optuna study, status files)")
-    print(f"  MLflow in all: {mlflow:.2f} s = {100 * mlflow / wall:.1f}% of the wall (goal <= 10%)")
+    print(f"  MLflow in all: {cost['total']:.2f} s = {100 * cost['total'] / wall:.1f}% of the "
+          "wall (goal <= 10%): " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds
+                                             in cost.items() if name != "total"))
     ray_trials = int(product["ray_trials"])
     print(f"  {trials} Optuna trials in {ray_trials} Ray trials (batched: one population "
           "of configurations x seeds each)")

@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from studies.engine import TrainConfig, train
-from studies.study import StudySpec, mlflow_writes, trial_files
+from studies.study import StudySpec, trial_files
 from studies.study.home import Home
 from studies.study.mlflow_values import CURVE_KEY, curves, params_of
 from studies.study.recording import MlflowRecorder, tracking_client
@@ -115,9 +115,9 @@ def test_a_trial_whose_recording_a_kill_cut_short_gets_its_files_and_plots(
         with np.load(files / HISTORY_FILE) as history:
             saved = {name: history[name] for name in history.files}
         members = json.loads((files / RESULT_FILE).read_text())["members"]
-        mlflow_writes.log_metrics(first.client, run_id, curves(
+        first.client.log_batch(run_id, metrics=curves(
             saved, [m["epochs"] for m in members],
-            [m["status"] == "converged" for m in members], {}))
+            [m["status"] == "converged" for m in members], {}).metrics())
     client = first.client
     before = len(client.get_metric_history(run_id, CURVE_KEY))
 
