@@ -80,18 +80,30 @@ class History:
         return {name: [values.get(name, math.nan) for values in records] for name in names}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epochs": list(self.epochs), "loss": [loss.cpu() for loss in self.loss],
-                "telemetry": [[dict(values) for values in per_group]
-                              for per_group in self.telemetry],
-                "weights": list(self.weights), "last_loss": self.last_loss.cpu(),
-                "last_weights": self.last_weights.cpu()}
+        """The course so far, as few objects as possible (a checkpoint is written every
+        second or so, and pickling thousands of small floats cost more than the tensors):
+        the telemetry as one table [records, groups, quantities] (NaN: no value)."""
+        names = sorted({name for per_group in self.telemetry for values in per_group
+                        for name in values})
+        table = torch.tensor([[[values.get(name, math.nan) for name in names]
+                               for values in per_group] for per_group in self.telemetry],
+                             dtype=torch.float64)
+        return {"epochs": torch.tensor(self.epochs, dtype=torch.int64),
+                "loss": (torch.stack(self.loss).cpu() if self.loss
+                         else torch.zeros(0, self.last_loss.numel())),
+                "telemetry_names": names, "telemetry": table,
+                "weights": (torch.stack(self.weights) if self.weights
+                            else torch.zeros(0, *self.last_weights.shape)),
+                "last_loss": self.last_loss.cpu(), "last_weights": self.last_weights.cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device = self.last_loss.device
-        self.epochs = list(state["epochs"])
-        self.loss = [loss.to(device) for loss in state["loss"]]
-        self.telemetry = [[dict(values) for values in per_group]
-                          for per_group in state["telemetry"]]
-        self.weights = list(state["weights"])
+        self.epochs = [int(epoch) for epoch in state["epochs"].tolist()]
+        self.loss = list(state["loss"].to(device).unbind(0))
+        names, table = state["telemetry_names"], state["telemetry"].tolist()
+        self.telemetry = [[{name: value for name, value in zip(names, values, strict=True)
+                            if not math.isnan(value)} for values in per_group]
+                          for per_group in table]
+        self.weights = list(state["weights"].unbind(0))
         self.last_loss = state["last_loss"].to(device)
         self.last_weights = state["last_weights"].to(device)

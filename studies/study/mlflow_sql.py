@@ -17,6 +17,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from mlflow.entities import LifecycleStage, Metric, Param, RunTag
@@ -149,20 +150,31 @@ def _newer(row: tuple[Any, ...], than: tuple[Any, ...] | None) -> bool:
     return than is None or (row[4], row[3], row[2]) > (than[4], than[3], than[2])
 
 
-def _metric_rows(ending: Ending) -> list[tuple[Any, ...]]:
-    """The ending's metrics as rows of MLflow's ``metrics`` table (``METRIC_COLUMNS``)."""
+def _metric_rows(ending: Ending) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The ending's metrics as rows of MLflow's ``metrics`` table (``METRIC_COLUMNS``), and
+    those of them that may be a key's latest value (a curve's last point)."""
     rows = [(ending.run_id, metric.key, 0.0 if math.isnan(metric.value) else metric.value,
              metric.timestamp, metric.step, math.isnan(metric.value))
             for metric in ending.metrics]
-    if ending.curves is not None:  # no NaN among its points
+    candidates = list(rows)
+    if ending.curves is not None:  # no NaN among its points; each curve in step order
         run_id, timestamp = ending.run_id, ending.curves.timestamp
-        rows += [(run_id, key, value, timestamp, step, False)
-                 for key, value, step in ending.curves.points()]
-    return rows
+        for key, values, steps in ending.curves.logged():
+            count = len(values)
+            rows += zip(repeat(run_id, count), repeat(key, count), values, repeat(timestamp, count),
+                        steps, repeat(False, count), strict=True)
+            if count:
+                candidates.append(rows[-1])
+    return rows, candidates
 
 
 def _insert_metrics(session: Any, endings: list[Ending]) -> None:
-    rows = [row for ending in endings for row in _metric_rows(ending)]
+    rows: list[tuple[Any, ...]] = []
+    candidates: list[tuple[Any, ...]] = []
+    for ending in endings:
+        ending_rows, ending_candidates = _metric_rows(ending)
+        rows += ending_rows
+        candidates += ending_candidates
     if not rows:
         return
     ids = list({row[0] for row in rows})
@@ -171,7 +183,7 @@ def _insert_metrics(session: Any, endings: list[Ending]) -> None:
         for row in session.execute(select(SqlLatestMetric.__table__).where(
             SqlLatestMetric.run_uuid.in_(ids)))}
     changed: dict[tuple[str, str], tuple[Any, ...]] = {}
-    for row in rows:
+    for row in candidates:
         key = (row[0], row[1])
         if _newer(row, changed.get(key, latest.get(key))):
             changed[key] = row

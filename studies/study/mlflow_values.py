@@ -15,8 +15,9 @@ import numpy as np
 from mlflow.entities import Metric, Param
 
 CURVE_POINTS = 100
-"""Per-epoch curves are downsampled to at most this many points, so the UI stays fast and a
-trial's run is written in milliseconds (the full curves are in its ``history.npz``)."""
+"""Per-epoch curves are downsampled to at most this many points (and flat stretches to their
+ends, ``bends``), so the UI stays fast and a trial's run is written in milliseconds (the full
+curves are in its ``history.npz``)."""
 TELEMETRY_GROUP = "optimizer/"
 """Optimizer-state telemetry metrics are named ``optimizer/<quantity>`` (one UI section)."""
 _PARAM_LIMIT = 6000  # MLflow's limit on a parameter value's length
@@ -70,6 +71,19 @@ def row_quantiles(rows: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
     return low + (high - low) * (positions - below)
 
 
+def bends(values: np.ndarray) -> np.ndarray:
+    """Which points a line through all of ``values`` needs: both ends, and every point whose
+    value differs from a neighbour's. A flat stretch keeps its two ends, so the line drawn
+    through the points kept is the same (MLflow's charts draw lines between points); a
+    trial's curves are mostly flat stretches (members that stopped keep their last value),
+    and leaving those points out writes about a third of the rows."""
+    needed = np.ones(len(values), dtype=bool)
+    if len(values) > 2:
+        same = values[1:] == values[:-1]
+        needed[1:-1] = ~(same[:-1] & same[1:])
+    return needed
+
+
 @dataclass(frozen=True)
 class Curves:
     """A trial's per-epoch curves: ``series[key][i]`` at epoch ``steps[i]``, NaN where that
@@ -79,12 +93,19 @@ class Curves:
     series: dict[str, np.ndarray]
     timestamp: int
 
-    def points(self) -> Iterator[tuple[str, float, int]]:
-        """Every logged point as (key, value, step), each curve in step order."""
+    def logged(self) -> Iterator[tuple[str, list[float], list[int]]]:
+        """Each curve's logged points as (key, values, steps), in step order: those the line
+        through all of them needs (``bends``)."""
         for key, values in self.series.items():
             logged = ~np.isnan(values)
-            yield from ((key, value, step) for value, step in zip(
-                values[logged].tolist(), self.steps[logged].tolist(), strict=True))
+            values, steps = values[logged], self.steps[logged]
+            needed = bends(values)
+            yield key, values[needed].tolist(), steps[needed].tolist()
+
+    def points(self) -> Iterator[tuple[str, float, int]]:
+        """Every logged point as (key, value, step), each curve in step order."""
+        for key, values, steps in self.logged():
+            yield from ((key, value, step) for value, step in zip(values, steps, strict=True))
 
     def metrics(self) -> list[Metric]:
         return [Metric(key, value, self.timestamp, step) for key, value, step in self.points()]

@@ -27,9 +27,9 @@ SEGMENTS = 10
 """A trial reports (and checkpoints) this many times over its max_epochs."""
 CHUNKS = 8
 SAVE_SECONDS = 1.0
-"""Between two reports a trial trains in CHUNKS steps and saves its own checkpoint after a
-step when this long has passed since the last save: a driver killed mid-trial loses at most
-about this much of the trial's training (a few ms per save)."""
+"""A trial trains in CHUNKS steps between two reports and saves a checkpoint after a step when
+this long has passed since the last save (its own file; at a report, Ray's too): a killed
+driver or worker loses at most about this much of the trial's training (a few ms per save)."""
 
 
 def trial_metrics(result: TrainResult) -> dict[str, Any]:
@@ -98,20 +98,21 @@ def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_na
     chunk = max(1, segment // CHUNKS)
     report_at, saved = training.epoch + segment, time.monotonic()
     while not training.advance(min(chunk, report_at - training.epoch)):
-        if training.epoch >= report_at:
-            report_at += segment
+        due = time.monotonic() - saved >= SAVE_SECONDS
+        if due:
+            saved = time.monotonic()
             state = training.state_dict()
-            _save(state, own)
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save(state, Path(folder) / STATE_FILE)
-                tune.report(training.interim_summary(),
-                            checkpoint=tune.Checkpoint.from_directory(folder))
-        elif time.monotonic() - saved >= SAVE_SECONDS:
-            # between reports: the trial's own checkpoint only (what a new driver resumes)
-            _save(training.state_dict(), own)
-        else:
+            _save(state, own)  # what a new driver resumes
+        if training.epoch < report_at:
             continue
-        saved = time.monotonic()
+        report_at += segment
+        if not due:  # a trial of a few seconds reports more often than it saves
+            tune.report(training.interim_summary())
+            continue
+        with tempfile.TemporaryDirectory() as folder:  # what Ray retries the trial from
+            torch.save(state, Path(folder) / STATE_FILE)
+            tune.report(training.interim_summary(),
+                        checkpoint=tune.Checkpoint.from_directory(folder))
     node = socket.gethostname() + ":" + ray.get_runtime_context().get_node_id()
     by_number: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as folder:

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -309,6 +310,11 @@ def test_a_training_saved_and_continued_elsewhere_ends_exactly_as_uninterrupted(
     assert pieces.status == whole.status and pieces.epochs == whole.epochs
     assert torch.equal(pieces.final_weights, whole.final_weights)
     assert pieces.history_epochs == whole.history_epochs
+    assert pieces.history_loss is not None and whole.history_loss is not None
+    assert torch.equal(pieces.history_loss, whole.history_loss)
+    assert pieces.history_telemetry.keys() == whole.history_telemetry.keys()
+    for name, series in whole.history_telemetry.items():  # NaN where a record had no value
+        np.testing.assert_array_equal(pieces.history_telemetry[name], series)
     assert [s["epoch"] for s in interim] == sorted(s["epoch"] for s in interim)
     rates = [s["success_rate"] for s in interim]
     assert rates == sorted(rates)  # converged members stay converged

@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from studies.study.mlflow_sql import Ending, NewRun, create_runs, end_runs
-from studies.study.mlflow_values import CURVE_KEY, Curves, curves, row_quantiles
+from studies.study.mlflow_values import CURVE_KEY, Curves, bends, curves, row_quantiles
 from tests.backends import BACKENDS, stores
 
 TAGS = {"optistudy.role": "trial", "optuna.trial_number": "3", "mlflow.parentRunId": "abc"}
@@ -160,8 +160,25 @@ def test_curves_give_the_median_and_spread_over_seeds_and_the_fraction_converged
     loss = np.array([[9.0 - e, 5.0 - e / 2, np.inf, 4.0] for e in epochs])
     metrics = curves({"epochs": epochs, "loss": loss}, [3, 8, 10, 10],
                      [True, True, False, False], {})
-    at = {(key, step): value for key, value, step in metrics.points()}
+    at = {(key, step): value for key, values in metrics.series.items()
+          for step, value in zip(metrics.steps.tolist(), values.tolist(), strict=True)}
     assert at[("loss_median", 4)] == pytest.approx(np.median([5.0, 3.0, 4.0]))
     assert at[("loss_p10", 4)] == pytest.approx(np.quantile([5.0, 3.0, 4.0], 0.1))
     assert at[("loss_p90", 0)] == pytest.approx(np.quantile([9.0, 5.0, 4.0], 0.9))
     assert [at[(CURVE_KEY, e)] for e in (2, 3, 8, 9)] == [0.0, 0.25, 0.5, 0.5]
+
+
+def test_curves_leave_out_only_points_on_flat_stretches_the_line_through_the_rest_is_the_same(
+        ) -> None:
+    steps = np.arange(0, 200, 10)
+    fraction = np.array([0, 0, 0, .1, .1, .3, .3, .3, .3, .5, .5, .5, .5, .5, .5, .7, .7, .7,
+                         .7, .7])
+    loss = np.linspace(2.0, 0.1, len(steps))
+    loss[12:] = loss[12]  # the members stopped: flat from here
+    curves_logged = Curves(steps, {"frac_converged": fraction, "loss_median": loss}, 0)
+    for key, values, kept in curves_logged.logged():
+        full = curves_logged.series[key]
+        assert len(kept) < len(steps)
+        assert kept[0] == steps[0] and kept[-1] == steps[-1]
+        np.testing.assert_array_equal(np.interp(steps, kept, values), full)  # the same line
+    assert bends(np.array([1.0, 1.0])).all() and bends(np.array([3.0])).all()
