@@ -106,6 +106,7 @@ def study_run(
     home = Home.from_environment()
     try:
         study = parse(StudySpec, read_yaml(spec), str(spec))
+        runner.checkpoint_seconds()  # a bad setting: refused before the study is registered
         if not runner.start(study, home):
             typer.echo(f"study {study.name} exists with this spec: continuing it")
     except (SpecError, ValueError) as error:
@@ -120,11 +121,12 @@ def study_resume(
     address: Annotated[str | None, typer.Option(help="a Ray cluster to run on")] = None,
 ) -> None:
     """Continue an interrupted study to exactly its budget (finished trials are kept)."""
-    from studies.study import ledger
+    from studies.study import ledger, runner
     from studies.study.home import Home
 
     home = Home.from_environment()
     try:
+        runner.checkpoint_seconds()
         study = ledger.load(home, name)
         if ledger.state(home, name) == "running":
             raise ValueError(f"study {name!r} is running (another driver is alive)")

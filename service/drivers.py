@@ -25,9 +25,9 @@ SPEC_FILE = "spec.yaml"
 LOG_FILE = "driver.log"
 LOG_TAIL = 2000
 PROC = Path("/proc")
-FORWARDED = ("OPTISTUDY_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI")
+FORWARDED = ("OPTISTUDY_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI", "OPTISTUDY_CHECKPOINT_SECONDS")
 """The variables a Ray Job driver is given (with the service's data dir as
-``OPTISTUDY_HOME``): the shared stores the service reads too."""
+``OPTISTUDY_HOME``): the shared stores the service reads too, and how often trials save."""
 IN_FLIGHT = ("PENDING", "RUNNING")
 """The Ray job statuses of a driver not yet ended (``ray.job_submission.JobStatus``)."""
 NOT_FOUND = "Request failed with status code 404"

@@ -9,6 +9,7 @@ to the budget. Each trial's metrics are stored with its Optuna trial (user attri
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from studies.study.ledger import state as ledger_state
 from studies.study.recording import MlflowRecorder, store_created_alongside
 from studies.study.search import LedgerSearch, batch_of, reported, work_left
 from studies.study.spec import StudySpec, TaskSpec
-from studies.study.trainable import run_trial
+from studies.study.trainable import SAVE_SECONDS, run_trial
 
 Progress = Callable[[str], None]
 MAX_FAILURES = 2
@@ -163,8 +164,26 @@ def worker_slots(spec: StudySpec) -> int:
     return max(1, slots)
 
 
+def checkpoint_seconds() -> float:
+    """How often a trial saves its checkpoint: ``OPTISTUDY_CHECKPOINT_SECONDS`` (default
+    ``trainable.SAVE_SECONDS``); a killed driver or worker loses at most about this much of
+    each running trial's training."""
+    text = os.environ.get("OPTISTUDY_CHECKPOINT_SECONDS", "").strip()
+    if not text:
+        return SAVE_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"OPTISTUDY_CHECKPOINT_SECONDS={text!r}: allowed is a number of "
+                         "seconds >= 0 (how often a trial saves its checkpoint; default "
+                         f"{SAVE_SECONDS:g})")
+    return seconds
+
+
 def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home, address: str | None,
-             progress: Progress) -> ArmResult:
+             progress: Progress, save_seconds: float) -> ArmResult:
     name = experiment_name(spec, task, arm)
     targets = spec.objective.targets()
     study = _optuna_study(spec, arm, name, home.optuna_storage)
@@ -184,7 +203,7 @@ def _run_arm(spec: StudySpec, task: TaskSpec, arm: Arm, home: Home, address: str
             tune.with_parameters(run_trial, spec_json=spec.model_dump_json(),
                                  task_label=task.name, arm_name=arm.name,
                                  checkpoints=str(home.study_dir(spec.name) / "checkpoints"
-                                                 / name)),
+                                                 / name), save_seconds=save_seconds),
             {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus})
         reporter = _ProgressReporter(f"{task.name}/{arm.name}", spec.trials_per_arm, done,
                                      targets.metrics[0], targets.modes[0], progress)
@@ -259,13 +278,14 @@ def registered(spec: StudySpec, home: Home) -> bool:
 def execute(spec: StudySpec, home: Home, *, address: str | None = None,
             progress: Progress = print) -> list[ArmResult]:
     """Run (or continue) every (task, arm) of a registered study to its full budget."""
+    save_seconds = checkpoint_seconds()  # a bad setting stops the study before it starts
     home.root.mkdir(parents=True, exist_ok=True)
     record_status(home, spec.name, state="running", driver_pid=os.getpid(), started=time.time())
     outcomes = []
     try:
         for task in spec.tasks:
             for arm in spec.arms:
-                outcome = _run_arm(spec, task, arm, home, address, progress)
+                outcome = _run_arm(spec, task, arm, home, address, progress, save_seconds)
                 outcomes.append(outcome)
                 write_json(home.study_dir(spec.name) / "results" / f"{task.name}.{arm.name}.json",
                            {"task": outcome.task, "arm": outcome.arm, "trials": outcome.trials,

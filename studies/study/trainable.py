@@ -72,12 +72,13 @@ def _saved_state(own: Path) -> dict[str, Any] | None:
 
 
 def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_name: str,
-              checkpoints: str) -> None:
+              checkpoints: str, save_seconds: float = SAVE_SECONDS) -> None:
     """Ray Tune's function trainable: ``config`` holds the batch of Optuna trials (numbers
     and sampled hyperparameters). Every segment reports interim metrics of the whole
     population (for ASHA, which runs batches of one) with a checkpoint; the end reports each
     trial's metrics under ``trials/NUMBER`` (what the ledger stores with each Optuna trial)
-    and its files in a folder per number."""
+    and its files in a folder per number. A checkpoint is saved after a step when
+    ``save_seconds`` have passed since the last save."""
     spec = StudySpec.model_validate_json(spec_json)
     task = next(t for t in spec.tasks if t.name == task_label)
     arm = next(a for a in spec.arms if a.name == arm_name)
@@ -98,7 +99,7 @@ def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_na
     chunk = max(1, segment // CHUNKS)
     report_at, saved = training.epoch + segment, time.monotonic()
     while not training.advance(min(chunk, report_at - training.epoch)):
-        due = time.monotonic() - saved >= SAVE_SECONDS
+        due = time.monotonic() - saved >= save_seconds
         if due:
             saved = time.monotonic()
             state = training.state_dict()

@@ -60,7 +60,8 @@ class Estimates:
 
 
 # The test's study: 2 arms x 3 trials of 1024 seeds, at most 2000 epochs (many members of
-# both arms run to the end: trials of about half a second, each checkpointed ten times).
+# both arms run to the end: trials of about half a second, which the test has save a
+# checkpoint every 50 ms).
 NAME, TRIALS, SEEDS, MAX_EPOCHS, KILLS = "kills", 3, 1024, 2000, 5
 ESTIMATES = Estimates(startup=6.0, work=16.0, trial=0.5)
 """What an uninterrupted driver of the test's study takes on a quiet 2-core machine joining

@@ -57,6 +57,9 @@ def test_five_random_kills_and_resumes_end_with_exactly_the_budget(
     spec = tmp_path / "study.yaml"
     spec.write_text(yaml.safe_dump(study_spec(NAME, TRIALS, SEEDS, MAX_EPOCHS)))
     env = environment(home, shared_ray.token, shared_ray.address)
+    # trials of half a second save a checkpoint every 50 ms, not every second: so that
+    # mid-trial kills find checkpoints on disk to resume from
+    env["OPTISTUDY_CHECKPOINT_SECONDS"] = "0.05"
     try:
         study = run_with_kills(home, spec, NAME, TRIALS, env, moments, ESTIMATES,
                                head=shared_ray)

@@ -14,12 +14,13 @@ import optuna
 import pytest
 
 from studies.engine import TrainConfig, train
-from studies.study import StudySpec, trial_files
+from studies.study import StudySpec, ledger, runner, trial_files
 from studies.study.home import Home
 from studies.study.mlflow_values import CURVE_KEY, curves, params_of
 from studies.study.recording import MlflowRecorder, tracking_client
 from studies.study.runner import _optuna_study
 from studies.study.search import TRIAL_BATCH, LedgerSearch
+from studies.study.trainable import SAVE_SECONDS
 from studies.study.trial_files import HISTORY_FILE, RESULT_FILE
 from tests.studies.kill_points import study_spec
 
@@ -141,3 +142,23 @@ def test_a_trial_whose_recording_a_kill_cut_short_gets_its_files_and_plots(
     assert {a.path for a in client.list_artifacts(run_id, "plots")} >= {
         "plots/loss_curves.png", "plots/decision_boundary.png"}
     assert client.get_run(second.parent_id).data.tags["optistudy.best_trial"] == "0"
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
+def test_a_bad_checkpoint_interval_is_refused_before_the_study_starts(
+        tmp_path: Path, monkeypatch: Any, value: str) -> None:
+    monkeypatch.setenv("OPTISTUDY_CHECKPOINT_SECONDS", value)
+    home = Home(tmp_path / "home")
+    spec = StudySpec.model_validate(study_spec("interval", 1, 4, 10))
+    runner.start(spec, home)
+    with pytest.raises(ValueError, match=r"OPTISTUDY_CHECKPOINT_SECONDS='.*': allowed is a "
+                                         r"number of seconds >= 0"):
+        runner.execute(spec, home)
+    assert ledger.state(home, "interval") == "created"  # nothing ran
+
+
+def test_the_checkpoint_interval_defaults_to_a_second(monkeypatch: Any) -> None:
+    monkeypatch.delenv("OPTISTUDY_CHECKPOINT_SECONDS", raising=False)
+    assert runner.checkpoint_seconds() == SAVE_SECONDS == 1.0
+    monkeypatch.setenv("OPTISTUDY_CHECKPOINT_SECONDS", " 0.25 ")
+    assert runner.checkpoint_seconds() == 0.25
