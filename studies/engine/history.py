@@ -88,22 +88,34 @@ class History:
         table = torch.tensor([[[values.get(name, math.nan) for name in names]
                                for values in per_group] for per_group in self.telemetry],
                              dtype=torch.float64)
+        present = torch.tensor([[[name in values for name in names] for values in per_group]
+                                for per_group in self.telemetry], dtype=torch.bool)
         return {"epochs": torch.tensor(self.epochs, dtype=torch.int64),
                 "loss": (torch.stack(self.loss).cpu() if self.loss
                          else torch.zeros(0, self.last_loss.numel())),
-                "telemetry_names": names, "telemetry": table,
+                "telemetry_names": names, "telemetry": table, "telemetry_present": present,
                 "weights": (torch.stack(self.weights) if self.weights
                             else torch.zeros(0, *self.last_weights.shape)),
                 "last_loss": self.last_loss.cpu(), "last_weights": self.last_weights.cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device = self.last_loss.device
-        self.epochs = [int(epoch) for epoch in state["epochs"].tolist()]
-        self.loss = list(state["loss"].to(device).unbind(0))
-        names, table = state["telemetry_names"], state["telemetry"].tolist()
-        self.telemetry = [[{name: value for name, value in zip(names, values, strict=True)
-                            if not math.isnan(value)} for values in per_group]
-                          for per_group in table]
-        self.weights = list(state["weights"].unbind(0))
+        if isinstance(state["loss"], list):  # saved by optistudy before the tables
+            self.epochs = list(state["epochs"])
+            self.loss = [loss.to(device) for loss in state["loss"]]
+            self.telemetry = [[dict(values) for values in per_group]
+                              for per_group in state["telemetry"]]
+            self.weights = list(state["weights"])
+        else:
+            self.epochs = [int(epoch) for epoch in state["epochs"].tolist()]
+            self.loss = list(state["loss"].to(device).unbind(0))
+            names = state["telemetry_names"]
+            self.telemetry = [
+                [{name: value for name, value, kept in zip(names, values, present, strict=True)
+                  if kept} for values, present in zip(group_values, group_present, strict=True)]
+                for group_values, group_present in zip(
+                    state["telemetry"].tolist(), state["telemetry_present"].tolist(),
+                    strict=True)]
+            self.weights = list(state["weights"].unbind(0))
         self.last_loss = state["last_loss"].to(device)
         self.last_weights = state["last_weights"].to(device)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ def create_runs(store: SqlAlchemyStore, experiment_id: str,
             for (run_id, artifact_uri), run in zip(opened, runs, strict=True)])
         tags = [{"run_uuid": run_id, "key": key, "value": value}
                 for run_id, run in zip(ids, runs, strict=True)
-                for key, value in {MLFLOW_RUN_NAME: run.name, **run.tags}.items()]
+                for key, value in {**run.tags, MLFLOW_RUN_NAME: run.name}.items()]
         session.execute(insert(SqlTag.__table__), tags)
         params = [{"run_uuid": run_id, "key": param.key, "value": param.value}
                   for run_id, run in zip(ids, runs, strict=True) for param in run.params]
@@ -150,14 +151,25 @@ def _newer(row: tuple[Any, ...], than: tuple[Any, ...] | None) -> bool:
     return than is None or (row[4], row[3], row[2]) > (than[4], than[3], than[2])
 
 
+def _stored(value: float) -> tuple[float, bool]:
+    """A metric value as MLflow stores it, and whether it is NaN: NaN as 0, +-inf as the
+    largest finite floats (SQL has no infinities)."""
+    if math.isnan(value):
+        return 0.0, True
+    if math.isinf(value):
+        return math.copysign(sys.float_info.max, value), False
+    return value, False
+
+
 def _metric_rows(ending: Ending) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """The ending's metrics as rows of MLflow's ``metrics`` table (``METRIC_COLUMNS``), and
     those of them that may be a key's latest value (a curve's last point)."""
-    rows = [(ending.run_id, metric.key, 0.0 if math.isnan(metric.value) else metric.value,
-             metric.timestamp, metric.step, math.isnan(metric.value))
-            for metric in ending.metrics]
+    rows = []
+    for metric in ending.metrics:
+        value, is_nan = _stored(metric.value)
+        rows.append((ending.run_id, metric.key, value, metric.timestamp, metric.step, is_nan))
     candidates = list(rows)
-    if ending.curves is not None:  # no NaN among its points; each curve in step order
+    if ending.curves is not None:  # finite points only; each curve in step order
         run_id, timestamp = ending.run_id, ending.curves.timestamp
         for key, values, steps in ending.curves.logged():
             count = len(values)
@@ -177,6 +189,7 @@ def _insert_metrics(session: Any, endings: list[Ending]) -> None:
         candidates += ending_candidates
     if not rows:
         return
+    rows = list(dict.fromkeys(rows))  # MLflow drops a batch's duplicate rows too
     ids = list({row[0] for row in rows})
     latest: dict[tuple[str, str], tuple[Any, ...]] = {
         (row.run_uuid, row.key): tuple(getattr(row, name) for name in METRIC_COLUMNS)
@@ -200,6 +213,8 @@ def _insert_many(session: Any, table: Any, rows: list[tuple[Any, ...]]) -> None:
     """Insert ``rows`` (values in ``METRIC_COLUMNS`` order) with one executemany of the
     database driver: SQLAlchemy's own handling of each row's parameters would cost more
     than the database does (a trial's curves are about a thousand rows)."""
+    if not rows:
+        return
     connection = session.connection()
     marks = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(connection.dialect.paramstyle)
     if marks is None:  # a driver with another parameter style: SQLAlchemy Core

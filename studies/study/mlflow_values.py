@@ -86,8 +86,9 @@ def bends(values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Curves:
-    """A trial's per-epoch curves: ``series[key][i]`` at epoch ``steps[i]``, NaN where that
-    curve has no value (nothing is logged there); every point logged at ``timestamp``."""
+    """A trial's per-epoch curves: ``series[key][i]`` at epoch ``steps[i]``, NaN (or any
+    value that is not finite) where that curve has no value (nothing is logged there);
+    every point logged at ``timestamp``."""
 
     steps: np.ndarray
     series: dict[str, np.ndarray]
@@ -97,7 +98,7 @@ class Curves:
         """Each curve's logged points as (key, values, steps), in step order: those the line
         through all of them needs (``bends``)."""
         for key, values in self.series.items():
-            logged = ~np.isnan(values)
+            logged = np.isfinite(values)
             values, steps = values[logged], self.steps[logged]
             needed = bends(values)
             yield key, values[needed].tolist(), steps[needed].tolist()

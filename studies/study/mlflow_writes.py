@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.tracking import MlflowClient
@@ -69,7 +70,23 @@ def end_runs(client: MlflowClient, endings: list[Ending]) -> None:
     if not endings:
         return
     if store is not None:
-        mlflow_sql.end_runs(store, endings)
+        try:
+            mlflow_sql.end_runs(store, endings)
+        except Exception:
+            if len(endings) == 1:
+                raise
+            # one bad run must not keep the others RUNNING: end each on its own
+            log.exception("ending %d MLflow runs together failed: ending them one by one",
+                          len(endings))
+            failed = []
+            for ending in endings:
+                try:
+                    mlflow_sql.end_runs(store, [ending])
+                except Exception:
+                    log.exception("ending MLflow run %s failed", ending.run_id)
+                    failed.append(ending.run_id)
+            if failed:
+                raise MlflowException(f"could not end MLflow runs {failed}") from None
         return
     for ending in endings:
         logged = client.get_run(ending.run_id).data.params

@@ -318,3 +318,33 @@ def test_a_training_saved_and_continued_elsewhere_ends_exactly_as_uninterrupted(
     assert [s["epoch"] for s in interim] == sorted(s["epoch"] for s in interim)
     rates = [s["success_rate"] for s in interim]
     assert rates == sorted(rates)  # converged members stay converged
+
+
+def _same_history(loaded: Any, saved: Any) -> None:
+    assert loaded.epochs == saved.epochs
+    assert all(torch.equal(a, b) for a, b in zip(loaded.loss, saved.loss, strict=True))
+    np.testing.assert_equal(loaded.telemetry, saved.telemetry)  # NaN values included
+    assert all(torch.equal(a, b) for a, b in zip(loaded.weights, saved.weights, strict=True))
+
+
+@pytest.mark.parametrize("task", ["xor", "rosenbrock"])
+def test_a_history_saved_either_way_loads_back_whole(task: str) -> None:
+    """The tables a history saves now, and the lists a checkpoint of an earlier optistudy
+    holds (a study started before an upgrade and resumed after it), load back the same
+    history, a telemetry value that was NaN included; groups of configurations too."""
+    config = _config(seeds=8, optimizer={"name": "rprop", "variant": "iRprop+"},
+                     stop={"max_epochs": 60}) if task == "xor" else TrainConfig(
+        task=task, seeds=6, optimizer={"name": "adam", "lr": 0.01},
+        stop={"target": {"quantity": "gap", "below": 1e-9}, "max_epochs": 60})
+    training = Training(config, groups=2)
+    training.advance(25)
+    history = training.history
+    history.telemetry[1][0][next(iter(history.telemetry[1][0]))] = float("nan")
+    earlier = {"epochs": list(history.epochs), "loss": [loss.cpu() for loss in history.loss],
+               "telemetry": [[dict(v) for v in per_group] for per_group in history.telemetry],
+               "weights": list(history.weights), "last_loss": history.last_loss.cpu(),
+               "last_weights": history.last_weights.cpu()}
+    for state in (history.state_dict(), earlier):
+        fresh = Training(config, groups=2).history
+        fresh.load_state_dict(state)
+        _same_history(fresh, history)

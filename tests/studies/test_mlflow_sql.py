@@ -15,6 +15,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from studies.study import mlflow_writes
 from studies.study.mlflow_sql import Ending, NewRun, create_runs, end_runs
 from studies.study.mlflow_values import CURVE_KEY, Curves, bends, curves, row_quantiles
 from tests.backends import BACKENDS, stores
@@ -29,7 +30,8 @@ def _metrics() -> list[Metric]:
     return [Metric("loss_median", 0.5, 1000, 10), Metric("loss_median", 0.9, 1000, 0),
             Metric("loss_median", 0.2, 1001, 20), Metric("loss_p90", float("nan"), 1000, 20),
             Metric("loss_p90", 1.5, 1000, 10), Metric("success_rate", 0.75, 1002, 0),
-            Metric("optimizer/step_p50", 1e-3, 1000, 20)]
+            Metric("optimizer/step_p50", 1e-3, 1000, 20), Metric("loss_p10", float("inf"), 1000, 5),
+            Metric("loss_p10", float("-inf"), 1000, 15)]
 
 
 def _curves() -> Curves:
@@ -182,3 +184,29 @@ def test_curves_leave_out_only_points_on_flat_stretches_the_line_through_the_res
         assert kept[0] == steps[0] and kept[-1] == steps[-1]
         np.testing.assert_array_equal(np.interp(steps, kept, values), full)  # the same line
     assert bends(np.array([1.0, 1.0])).all() and bends(np.array([3.0])).all()
+
+
+def test_ending_again_with_older_or_repeated_values_keeps_the_latest_and_fails_nothing(
+        client: MlflowClient) -> None:
+    experiment = _experiment(client, "bulk-ending-again")
+    store = client._tracking_client.store
+    [(run_id, _)] = create_runs(store, experiment, [NewRun("again", {})])
+    end_runs(store, [Ending(run_id, "FINISHED", metrics=[Metric("loss_median", 0.2, 2000, 50)])])
+    older = [Metric("loss_median", 0.9, 1000, 10), Metric("loss_median", 0.9, 1000, 10)]
+    end_runs(store, [Ending(run_id, "FINISHED", metrics=older)])  # a repeat, nothing newer
+    assert client.get_run(run_id).data.metrics["loss_median"] == 0.2
+    assert len(client.get_metric_history(run_id, "loss_median")) == 2
+
+
+def test_one_run_that_cannot_be_ended_does_not_keep_the_others_running(
+        client: MlflowClient) -> None:
+    experiment = _experiment(client, "bulk-one-bad")
+    store = client._tracking_client.store
+    good, bad = (run.run_id for run in create_runs(
+        store, experiment, [NewRun("good", {}), NewRun("bad", {})]))
+    broken = Metric("loss_median", "not a number", 1000, 0)  # type: ignore[arg-type]
+    with pytest.raises(MlflowException, match=f"could not end MLflow runs \\['{bad}'\\]"):
+        mlflow_writes.end_runs(client, [Ending(bad, "FINISHED", metrics=[broken]),
+                                        Ending(good, "FINISHED", metrics=_metrics())])
+    assert client.get_run(good).info.status == "FINISHED"
+    assert client.get_run(bad).info.status == "RUNNING"
