@@ -44,6 +44,12 @@ def params_of(config: dict[str, Any]) -> list[Param]:
     return [Param(mlflow_key(key), text[:_PARAM_LIMIT]) for key, text in sorted(flat.items())]
 
 
+def unlogged(params: list[Param], logged: dict[str, str]) -> list[Param]:
+    """The ``params`` a run has not logged yet (MLflow refuses to change a logged value,
+    and a value read back from Optuna may be written differently: ``0.0`` for ``0``)."""
+    return [param for param in params if param.key not in logged]
+
+
 def metrics_of(values: dict[str, Any], prefix: str = "") -> list[Metric]:
     """The finite numbers of ``values`` as metrics at step 0."""
     now = int(time.time() * 1000)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -21,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from studies.study import mlflow_sql
 from studies.study.mlflow_sql import Ending, NewRun, Opened
+from studies.study.mlflow_values import unlogged
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -45,11 +47,18 @@ def create_runs(client: MlflowClient, experiment_id: str,
     opened = []
     for run in runs:
         info = client.create_run(experiment_id, run_name=run.name, tags=run.tags).info
-        run_id = info.run_id
-        for start in range(0, len(run.params), PARAMS_BATCH):
-            client.log_batch(run_id, params=run.params[start : start + PARAMS_BATCH])
-        opened.append(Opened(run_id, info.artifact_uri))
+        _log_in_batches(client, info.run_id, run.params, [])
+        opened.append(Opened(info.run_id, info.artifact_uri))
     return opened
+
+
+def _log_in_batches(client: MlflowClient, run_id: str, params: list[Param],
+                    metrics: list[Metric]) -> None:
+    """``log_batch`` calls within MLflow's limits of params and metrics per call."""
+    for start in range(0, len(params), PARAMS_BATCH):
+        client.log_batch(run_id, params=params[start : start + PARAMS_BATCH])
+    for start in range(0, len(metrics), BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + BATCH])
 
 
 def log_files(client: MlflowClient, run_id: str, folder: Path, artifact_path: str | None = None,
@@ -90,12 +99,8 @@ def end_runs(client: MlflowClient, endings: list[Ending]) -> None:
         return
     for ending in endings:
         logged = client.get_run(ending.run_id).data.params
-        params = [param for param in ending.params if param.key not in logged]
-        metrics = ending.all_metrics()
-        for start in range(0, len(params), PARAMS_BATCH):
-            client.log_batch(ending.run_id, params=params[start : start + PARAMS_BATCH])
-        for start in range(0, len(metrics), BATCH):
-            client.log_batch(ending.run_id, metrics=metrics[start : start + BATCH])
+        _log_in_batches(client, ending.run_id, unlogged(ending.params, logged),
+                        ending.all_metrics())
         if ending.tags:
             client.log_batch(ending.run_id, tags=ending.tags)
         client.set_terminated(ending.run_id, ending.status)

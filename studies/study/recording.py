@@ -23,7 +23,14 @@ from ray import tune
 from studies.study import mlflow_writes
 from studies.study.home import Home
 from studies.study.mlflow_sql import Ending, NewRun
-from studies.study.mlflow_values import CURVE_KEY, Curves, curves, metrics_of, params_of
+from studies.study.mlflow_values import (
+    CURVE_KEY,
+    Curves,
+    curves,
+    metrics_of,
+    params_of,
+    unlogged,
+)
 from studies.study.search import batch_of, reported
 from studies.study.trial_files import (
     HISTORY_FILE,
@@ -140,7 +147,7 @@ class MlflowRecorder(tune.Callback):
         if found:
             run_id: str = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
-            missing = _missing(params_of({"arm": arm_spec}), found[0].data.params)
+            missing = unlogged(params_of({"arm": arm_spec}), found[0].data.params)
             if missing:  # a driver killed between creating the run and logging them
                 self.client.log_batch(run_id, params=missing)
             return run_id
@@ -200,7 +207,7 @@ class MlflowRecorder(tune.Callback):
                 continue
             run_id, _ = self._trial_run(number, ray_trial_id)
             # a driver killed between opening the run and logging them
-            params = _missing(params, self.client.get_run(run_id).data.params)
+            params = unlogged(params, self.client.get_run(run_id).data.params)
             if params:
                 self.client.log_batch(run_id, params=params)
         opened = mlflow_writes.create_runs(self.client, self.experiment_id, list(new.values()))
@@ -332,12 +339,6 @@ class MlflowRecorder(tune.Callback):
                 self.client.log_artifacts(self.parent_id, str(drawn), "best_trial")
             if SEEDS_FILE in logged:
                 self.client.log_artifact(self.parent_id, str(folder / SEEDS_FILE), "best_trial")
-
-
-def _missing(params: list[Param], logged: dict[str, str]) -> list[Param]:
-    """The ``params`` a run has not logged yet (MLflow refuses to change a logged value,
-    and a value read back from Optuna may be written differently: ``0.0`` for ``0``)."""
-    return [param for param in params if param.key not in logged]
 
 
 def _curves(history_file: Path, members: list[dict[str, Any]]) -> Curves:

@@ -24,7 +24,8 @@ from studies.study.spec import StudySpec
 
 STATE_FILE = "training.pt"
 SEGMENTS = 10
-"""A trial reports (and checkpoints) this many times over its max_epochs."""
+"""A trial reports this many times over its max_epochs (with a checkpoint where one is due,
+``SAVE_SECONDS``)."""
 CHUNKS = 8
 SAVE_SECONDS = 1.0
 """A trial trains in CHUNKS steps between two reports and saves a checkpoint after a step when
@@ -75,7 +76,8 @@ def run_trial(config: dict[str, Any], *, spec_json: str, task_label: str, arm_na
               checkpoints: str, save_seconds: float = SAVE_SECONDS) -> None:
     """Ray Tune's function trainable: ``config`` holds the batch of Optuna trials (numbers
     and sampled hyperparameters). Every segment reports interim metrics of the whole
-    population (for ASHA, which runs batches of one) with a checkpoint; the end reports each
+    population (for ASHA, which runs batches of one), with Ray's checkpoint where a save is
+    due; the end reports each
     trial's metrics under ``trials/NUMBER`` (what the ledger stores with each Optuna trial)
     and its files in a folder per number. A checkpoint is saved after a step when
     ``save_seconds`` have passed since the last save."""

@@ -210,3 +210,25 @@ def test_one_run_that_cannot_be_ended_does_not_keep_the_others_running(
                                         Ending(good, "FINISHED", metrics=_metrics())])
     assert client.get_run(good).info.status == "FINISHED"
     assert client.get_run(bad).info.status == "RUNNING"
+
+
+def test_a_store_that_is_not_a_database_gets_mlflows_own_calls_in_its_batch_limits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path an MLflow server over HTTP takes, on MLflow's file store (no SQL tables):
+    more params and metrics than one ``log_batch`` takes, a logged param kept."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(str(tmp_path / "mlruns"))
+    experiment = client.create_experiment("api-path")
+    opening = [Param(f"hyperparameters.p{i}", str(i)) for i in range(150)]
+    [(run_id, artifact_uri)] = mlflow_writes.create_runs(
+        client, experiment, [NewRun("api", TAGS, opening)])
+    history = [Metric("loss_median", 1.0 / (step + 1), 1000, step) for step in range(1500)]
+    mlflow_writes.end_runs(client, [Ending(
+        run_id, "FINISHED", [Param("hyperparameters.p1", "9"), *ENDING], history,
+        [RunTag("note", "done")], curves=_curves())])
+    run = client.get_run(run_id)
+    assert (run.info.status, run.info.artifact_uri) == ("FINISHED", artifact_uri)
+    assert len(run.data.params) == 152 and run.data.params["hyperparameters.p1"] == "1"
+    assert len(client.get_metric_history(run_id, "loss_median")) == 1500
+    assert len(client.get_metric_history(run_id, "optimizer/step_p90")) == 3
+    assert run.data.tags["note"] == "done" and run.data.tags["mlflow.runName"] == "api"
