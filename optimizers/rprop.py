@@ -85,6 +85,14 @@ def clamp_to(t: Tensor, low: Hyperparameter, high: Hyperparameter, members: int 
     return t.clamp_(min=low_t, max=high_t)
 
 
+@functools.lru_cache(maxsize=256)
+def constant(value: float | tuple[float, ...], dtype: torch.dtype,
+             device: torch.device) -> Tensor:
+    """A hyperparameter (or a few) as a tensor, made once: on a GPU, making it each step is a
+    copy from the host that waits for every kernel queued before it. Read, never written."""
+    return torch.tensor(value, dtype=dtype, device=device)
+
+
 def initial_step_sizes(param: Tensor, delta0: Hyperparameter) -> Tensor:
     """Δ0 for every weight of ``param`` (per member when ``delta0`` is a tensor)."""
     if isinstance(delta0, float):
@@ -111,8 +119,7 @@ def adapt_step_sizes(
         high = member_view(per_member(eta_plus, members, grad), grad)
         factor = torch.where(sign > 0, high, torch.where(sign < 0, low, 1.0))
     elif isinstance(eta_minus, float) and isinstance(eta_plus, float):
-        table = torch.tensor([eta_minus, 1.0, eta_plus], dtype=grad.dtype, device=grad.device)
-        factor = table[index]
+        factor = constant((eta_minus, 1.0, eta_plus), grad.dtype, grad.device)[index]
     else:
         low = per_member(eta_minus, members, grad)
         high = per_member(eta_plus, members, grad)
@@ -302,9 +309,8 @@ class Rprop(Optimizer):
                 state["prev_loss"] = torch.full_like(losses, float("inf"))
         schedule = {name: group[name] for name in _SCHEDULE}
         if self.kernels[0] is not _minus:  # compiled: a float would be compiled in as a constant
-            schedule = {name: torch.tensor(value, dtype=p.dtype, device=p.device)
-                        if isinstance(value, float) else value
-                        for name, value in schedule.items()}
+            schedule = {name: constant(value, p.dtype, p.device) if isinstance(value, float)
+                        else value for name, value in schedule.items()}
         minus, plus = self.kernels
         if variant in ("Rprop-", "iRprop-"):
             sign = minus(p.detach(), grad, state["prev"], state["step_size"], schedule,

@@ -29,12 +29,16 @@ from studies.engine.build import build_model, build_optimizer, resolve_device
 from studies.engine.config import TrainConfig
 from studies.engine.history import History
 from studies.engine.losses import LOSSES
+from studies.engine.pending import RUNNING, PendingStops
 from studies.engine.result import STATUSES, TrainResult
 from studies.engine.schedule import steps
 
-RUNNING = -1
 CONVERGED, MAX_EPOCHS, DIVERGED, STALLED = range(4)
 _SUM_LOSSES = ("sse", "half_sse")
+GPU_CHECK_EVERY = 16
+"""Epochs between the host's reads of who stopped, on a GPU (see ``PendingStops``): the
+host runs up to this many epochs ahead; a training runs at most this many epochs past its
+last member's stop."""
 _LANES = 32
 """Elements per iteration of torch's widest vectorised CPU loop (2 × 16 float32 lanes)."""
 
@@ -78,11 +82,11 @@ def _compiled_pass(layout: unrolled.Layout, loss_name: str) -> Callable[..., _Pa
 
 def train(config: TrainConfig, *, seeds: Sequence[int] | None = None,
           per_member: dict[str, Tensor] | None = None, device: str | None = None,
-          history_points: int = 500) -> TrainResult:
+          history_points: int = 500, check_every: int | None = None) -> TrainResult:
     """Train ``config`` over ``seeds`` (default: the config's) as one population, to the
     end. ``Training`` takes the same arguments and trains in steps that can be saved."""
     return Training(config, seeds=seeds, per_member=per_member, device=device,
-                    history_points=history_points).run()
+                    history_points=history_points, check_every=check_every).run()
 
 
 class Training:
@@ -93,7 +97,10 @@ class Training:
     several configurations × seeds; ``groups`` says how many (consecutive equal blocks of
     members), so that telemetry is kept per configuration and ``group_results`` can report
     each as if it had trained alone. ``history_points`` bounds how many epochs of per-member
-    loss are kept (0: none). ``advance`` trains; ``result`` reports.
+    loss are kept (0: none). ``check_every``: in batch learning, how many epochs pass between
+    the host's reads of who stopped (``pending``; default 1 on the CPU, where a read costs
+    nothing, and ``GPU_CHECK_EVERY`` on a GPU); the outcomes are the same for any value.
+    ``advance`` trains; ``result`` reports.
 
     Rows are the population's current tensor rows; ``index[row]`` is the member a row
     trains. Outcomes are kept per member (``out_*``), written when the member stops.
@@ -101,7 +108,7 @@ class Training:
 
     def __init__(self, config: TrainConfig, *, seeds: Sequence[int] | None = None,
                  per_member: dict[str, Tensor] | None = None, device: str | None = None,
-                 history_points: int = 500, groups: int = 1):
+                 history_points: int = 500, groups: int = 1, check_every: int | None = None):
         task = tasks.get(config.task)
         where = resolve_device(device or config.device)
         seed_list = list(seeds) if seeds is not None else config.seed_list
@@ -121,6 +128,13 @@ class Training:
         model = build_model(config, task, seed_tensor, where)
         optimizer = build_optimizer(config, model, padded)
         self._setup(config, task, model, optimizer, seed_tensor, members, history_points, groups)
+        self.check_every = (check_every if check_every is not None else
+                            1 if where.type == "cpu" else GPU_CHECK_EVERY)
+        if self.check_every < 1:
+            raise ValueError(f"check_every must be a whole number of epochs >= 1; "
+                             f"got {check_every}")
+        self.pending = (PendingStops(self.flat.detach(), self.flat.dtype)
+                        if self.check_every > 1 and config.mode == "batch" else None)
 
     def _setup(self, config: TrainConfig, task: tasks.Task, model: nn.Module,
                optimizer: torch.optim.Optimizer, seeds: Tensor, members: int,
@@ -294,10 +308,12 @@ class Training:
     def _settle(self, epoch: int, quantity: Tensor | None, gradient_max: Tensor | None,
                 finite: Tensor) -> None:
         """Decide, for every running row, whether its member stops at ``epoch``; record the
-        outcome of those that do."""
+        outcome of those that do (or, with ``pending``, keep it on the device for
+        ``_take_pending``)."""
         stop = self.config.stop
         running = self.running
-        if stop.stall_patience is None and gradient_max is None and epoch < stop.max_epochs:
+        if (self.pending is None and stop.stall_patience is None and gradient_max is None
+                and epoch < stop.max_epochs):
             # the common case, cheaply: nobody stops unless a loss is bad or a target is met
             stops = ~finite
             if quantity is not None:
@@ -305,6 +321,25 @@ class Training:
                 stops = stops | (quantity < stop.target.below)
             if not bool((running & stops).any()):
                 return
+        code = self._stop_codes(epoch, quantity, gradient_max, finite)
+        stopping = running & (code != RUNNING)
+        if self.pending is not None:
+            self.pending.mark(epoch, stopping, code, quantity, self.flat.detach())
+            self.running = running & ~stopping
+            return
+        rows = stopping.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return
+        self._record_stops(rows, code[rows], epoch,
+                           None if quantity is None else quantity[rows],
+                           self.flat.detach()[rows],
+                           self.elapsed + time.perf_counter() - self.segment_start)
+
+    def _stop_codes(self, epoch: int, quantity: Tensor | None, gradient_max: Tensor | None,
+                    finite: Tensor) -> Tensor:
+        """Per row, the status the stop rule gives at ``epoch`` (``RUNNING``: train on)."""
+        stop = self.config.stop
+        running = self.running
         code = torch.where(finite, RUNNING, DIVERGED)
         if stop.stall_patience is not None and quantity is not None:
             better = running & (quantity < self.best - stop.stall_tolerance)
@@ -320,21 +355,37 @@ class Training:
             code = torch.where(finite & (quantity < stop.target.below), CONVERGED, code)
         if epoch >= stop.max_epochs:
             code = torch.where(code == RUNNING, MAX_EPOCHS, code)
-        stopping = running & (code != RUNNING)
-        rows = stopping.nonzero().squeeze(1)
-        if rows.numel() == 0:
-            return
+        return code
+
+    def _record_stops(self, rows: Tensor, code: Tensor, epoch: int | Tensor,
+                      quantity: Tensor | None, weights: Tensor,
+                      seconds: float | list[float]) -> None:
+        """The members of ``rows`` stopped: record their outcomes, take them out of the
+        running rows, and compact the population once half of its rows have stopped."""
         members = self.index[rows]
-        self.out_status[members] = code[rows]
+        self.out_status[members] = code
         self.out_epochs[members] = epoch
-        self.out_weights[members] = self.flat.detach()[rows]
+        self.out_weights[members] = weights
         if quantity is not None:
-            self.out_quantity[members] = quantity[rows].to(self.out_quantity.dtype)
-        self.out_time[members] = self.elapsed + time.perf_counter() - self.segment_start
+            self.out_quantity[members] = quantity.to(self.out_quantity.dtype)
+        self.out_time[members] = (seconds if isinstance(seconds, float) else
+                                  torch.tensor(seconds, dtype=self.out_time.dtype,
+                                               device=self.out_time.device))
         self.running[rows] = False
         self.running_count -= rows.numel()
         if self.running_count and self.running_count <= self.flat.shape[0] // 2:
             self._compact()
+
+    def _take_pending(self) -> None:
+        """Record the stops kept on the device since the last take (one wait for the
+        device, once per ``check_every`` epochs)."""
+        assert self.pending is not None
+        rows, code, epochs, quantity, weights, finished_at = self.pending.take()
+        if rows.numel() == 0:
+            return
+        seconds = [self.elapsed + at - self.segment_start for at in finished_at]
+        quantity_kept = None if self.config.stop.target is None else quantity
+        self._record_stops(rows, code, epochs, quantity_kept, weights, seconds)
 
     def _compact(self) -> None:
         """Keep only the running rows (padded with stopped ones to an aligned size), in the
@@ -360,6 +411,8 @@ class Training:
                 group["members"] = size
         for name in ("seeds", "index", "running", "best", "improved_at"):
             setattr(self, name, getattr(self, name)[keep])
+        if self.pending is not None:
+            self.pending.keep(keep)
         self.compactions += 1
 
     def _laid_out(self, tensor: Tensor) -> Tensor:
@@ -371,8 +424,9 @@ class Training:
 
     def _record(self, epoch: int, losses: Tensor) -> None:
         if self.history.due(epoch):
-            self.history.record(epoch, losses, self.running.nonzero().squeeze(1), self.index,
-                                self.flat)
+            running_rows = self.running.nonzero().squeeze(1)
+            if running_rows.numel():  # none: every member stopped, their stops pending
+                self.history.record(epoch, losses, running_rows, self.index, self.flat)
 
     def _step(self, losses: Tensor, reevaluate: Callable[[], Tensor]) -> None:
         first = [losses]
@@ -482,6 +536,9 @@ class Training:
             gradient_max = self._gradient_max() if stop.gradient_below is not None else None
             self._record(epoch, losses)
             self._settle(epoch, quantity, gradient_max, self._finite(losses))
+            if self.pending is not None and (epoch % self.check_every == 0 or epoch == last
+                                             or epoch >= stop.max_epochs):
+                self._take_pending()
             if not self.running_count:
                 return
             if self.flat.grad is None:  # compacted: the gradient of the kept rows

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from optimizers import rprop
 from studies import tasks
@@ -348,3 +348,43 @@ def test_a_history_saved_either_way_loads_back_whole(task: str) -> None:
         fresh = Training(config, groups=2).history
         fresh.load_state_dict(state)
         _same_history(fresh, history)
+
+
+@pytest.mark.parametrize(("fields", "per_member"), [
+    ({"seeds": 300, "stop": {"target": {"below": 0.05}, "max_epochs": 300}}, None),
+    ({"seeds": 128, "optimizer": {"name": "rprop", "variant": "iRprop+"}, "compile": True,
+      "stop": {"target": {"quantity": "sse", "below": 0.05}, "max_epochs": 200}}, None),
+    ({"optimizer": {"name": "steepest_descent", "lr": 1e-7},
+      "stop": {"max_epochs": 500, "stall_patience": 20, "stall_tolerance": 1e-6}}, None),
+    ({"task": "quadratic", "optimizer": {"name": "steepest_descent", "lr": 0.1}, "seeds": 3,
+      "stop": {"target": None, "gradient_below": 1e-4, "max_epochs": 1000}}, None),
+    ({"task": "rosenbrock", "optimizer": {"name": "steepest_descent", "lr": 0.001}, "seeds": 4,
+      "stop": {"target": {"quantity": "gap", "below": 1e-3}, "max_epochs": 200}},
+     {"lr": torch.tensor([0.001, 0.5, 0.001, 0.5], dtype=torch.float64)}),
+], ids=["target-compaction", "compiled-iRprop+", "stall", "gradient", "divergence"])
+def test_stops_read_every_few_epochs_give_the_outcomes_read_every_epoch(
+        fields: dict[str, Any], per_member: dict[str, Tensor] | None) -> None:
+    """What a GPU does (``check_every`` > 1: the stop rule's decisions stay on the device
+    and the host reads them every few epochs), run on the CPU: every member's status, epoch,
+    stop quantity, final weights and loss history are those of the check every epoch."""
+    config = _config(**fields)
+    every_epoch = train(config, per_member=per_member, history_points=50, check_every=1)
+    for check_every in (5, 16):
+        windows = train(config, per_member=per_member, history_points=50,
+                        check_every=check_every)
+        assert windows.status == every_epoch.status and windows.epochs == every_epoch.epochs
+        np.testing.assert_array_equal(windows.final_quantity, every_epoch.final_quantity)
+        assert torch.equal(windows.final_weights, every_epoch.final_weights)
+        assert windows.history_epochs == every_epoch.history_epochs
+        assert every_epoch.history_loss is not None and windows.history_loss is not None
+        assert torch.equal(windows.history_loss, every_epoch.history_loss)
+        assert [t is None for t in windows.time_to_target_s] == \
+            [t is None for t in every_epoch.time_to_target_s]
+        converged = sorted((epochs, t) for epochs, t in zip(
+            windows.epochs, windows.time_to_target_s, strict=True) if t is not None)
+        assert [t for _, t in converged] == sorted(t for _, t in converged)
+
+
+def test_check_every_must_be_a_whole_number_of_epochs() -> None:
+    with pytest.raises(ValueError, match="check_every must be a whole number of epochs >= 1"):
+        Training(_config(), check_every=0)
