@@ -132,9 +132,9 @@ def adapt_step_sizes(
 _SCHEDULE = ("eta_minus", "eta_plus", "delta_min", "delta_max", "members")
 
 
-def _minus(p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor, schedule: dict[str, Any],
-           sign_changes: bool, improved: bool) -> Tensor | None:
-    """Rprop− and iRprop− (``improved``): no weight-backtracking."""
+def _minus(p: Tensor, grad: Tensor, losses: Tensor | None, prev: Tensor, step_size: Tensor,
+           schedule: dict[str, Any], sign_changes: bool, improved: bool) -> Tensor | None:
+    """Rprop− and iRprop− (``improved``): no weight-backtracking (``losses`` unused)."""
     sign = adapt_step_sizes(step_size, grad, prev, schedule)
     if improved:
         grad = grad.mul(sign.add(1.0).clamp_(max=1.0))  # g = 0 where g·g_old < 0
@@ -143,8 +143,8 @@ def _minus(p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor, schedule: d
     return sign if sign_changes else None
 
 
-def _plus(p: Tensor, grad: Tensor, prev: Tensor, step_size: Tensor, prev_update: Tensor,
-          prev_loss: Tensor | None, losses: Tensor | None, schedule: dict[str, Any],
+def _plus(p: Tensor, grad: Tensor, losses: Tensor | None, prev: Tensor, step_size: Tensor,
+          prev_update: Tensor, prev_loss: Tensor | None, schedule: dict[str, Any],
           sign_changes: bool) -> Tensor | None:
     """Rprop+ and iRprop+ (given ``losses``): weight-backtracking after a sign change,
     iRprop+ only for members whose loss grew."""
@@ -293,6 +293,20 @@ class Rprop(Optimizer):
         assert grad is not None
         if grad.is_sparse:
             raise RuntimeError("Rprop does not support sparse gradients")
+        compiled_kernels = self.kernels[0] is not _minus
+        update, arguments = self.step_parts(p, group, losses, as_tensors=compiled_kernels)
+        kernel = self.kernels[0] if update is _minus else self.kernels[1]
+        self.step_done(p, kernel(p.detach(), grad, losses, *arguments))
+
+    def step_parts(self, p: Tensor, group: dict[str, Any], losses: Tensor | None, *,
+                   as_tensors: bool) -> tuple[Callable[..., Tensor | None], tuple[Any, ...]]:
+        """One step of ``p`` as an update function and its arguments, for a caller that runs
+        the update inside a compiled function of its own (the engine fuses it with the
+        forward/backward pass): ``update(weights, gradient, losses, *arguments)`` changes the
+        weights and the state in place and returns what ``step_done`` takes. The update is
+        ``_minus`` or ``_plus``, not compiled; ``as_tensors``: float hyperparameters as
+        tensors (compiled, a float would be compiled in as a constant). ``losses``: one per
+        member, needed by iRprop+ only. Creates the state on the first call."""
         variant = group["variant"]
         state = self.state[p]
         if len(state) == 0:
@@ -308,18 +322,17 @@ class Rprop(Optimizer):
                 # E(t−1): each member's loss at the previous step, +∞ before the first
                 state["prev_loss"] = torch.full_like(losses, float("inf"))
         schedule = {name: group[name] for name in _SCHEDULE}
-        if self.kernels[0] is not _minus:  # compiled: a float would be compiled in as a constant
+        if as_tensors:
             schedule = {name: constant(value, p.dtype, p.device) if isinstance(value, float)
                         else value for name, value in schedule.items()}
-        minus, plus = self.kernels
         if variant in ("Rprop-", "iRprop-"):
-            sign = minus(p.detach(), grad, state["prev"], state["step_size"], schedule,
-                         self.record_sign_changes, variant == "iRprop-")
-        else:
-            sign = plus(p.detach(), grad, state["prev"], state["step_size"],
-                        state["prev_update"], state.get("prev_loss"), losses, schedule,
-                        self.record_sign_changes)
-        if sign is not None:
-            # where g·g_old < 0 in this step (telemetry: the sign-change rate)
-            state["sign_changed"] = sign.lt(0)
+            return _minus, (state["prev"], state["step_size"], schedule,
+                            self.record_sign_changes, variant == "iRprop-")
+        return _plus, (state["prev"], state["step_size"], state["prev_update"],
+                       state.get("prev_loss"), schedule, self.record_sign_changes)
 
+    def step_done(self, p: Tensor, sign: Tensor | None) -> None:
+        """Keep what an update returned: where g·g_old < 0 in this step (telemetry: the
+        sign-change rate), when asked for."""
+        if sign is not None:
+            self.state[p]["sign_changed"] = sign.lt(0)

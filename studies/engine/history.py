@@ -48,20 +48,18 @@ class History:
         return bool(self.every) and (epoch % self.every == 0 or epoch == self.max_epochs)
 
     def record(self, epoch: int, losses: Tensor, running_rows: Tensor, index: Tensor,
-               flat: Tensor) -> None:
-        """Record ``epoch`` if it is due: ``index[row]`` is the member a row trains."""
+               flat: Tensor, state_telemetry: list[dict[str, float]] | None = None) -> None:
+        """Record ``epoch`` if it is due: ``index[row]`` is the member a row trains.
+        ``state_telemetry``: the optimizer's telemetry at this epoch, if taken before now
+        (``state_telemetry``; by default it is taken now)."""
         if not self.due(epoch):
             return
         members = index.index_select(0, running_rows)
         self.last_loss[members] = losses.index_select(0, running_rows).to(torch.float32)
         self.epochs.append(epoch)
         self.loss.append(self.last_loss.clone())
-        if self.groups == 1:
-            self.telemetry.append([telemetry.telemetry(self.optimizer, running_rows)])
-        else:
-            group = torch.div(members, self.group_size, rounding_mode="floor")
-            self.telemetry.append([telemetry.telemetry(self.optimizer, running_rows[group == g])
-                                   for g in range(self.groups)])
+        self.telemetry.append(state_telemetry if state_telemetry is not None
+                              else self.state_telemetry(running_rows, index))
         if self.tracked.numel():
             # a running member's place among the tracked ones, if it is one of them
             within = members % self.group_size
@@ -71,6 +69,12 @@ class History:
             self.last_weights[slot[keep]] = flat.detach().index_select(
                 0, running_rows[keep]).to(self.last_weights.dtype)
             self.weights.append(self.last_weights.to("cpu", copy=True))
+
+    def state_telemetry(self, running_rows: Tensor, index: Tensor) -> list[dict[str, float]]:
+        """The optimizer's telemetry now, per group, over its running rows."""
+        group = torch.div(index.index_select(0, running_rows), self.group_size,
+                          rounding_mode="floor")
+        return telemetry.by_group(self.optimizer, running_rows, group, self.groups)
 
     def telemetry_series(self, group: int = 0) -> dict[str, list[float]]:
         """Each telemetry quantity of ``group`` over the recorded epochs (NaN where it had

@@ -25,30 +25,43 @@ def enable(optimizer: Optimizer) -> None:
 
 def telemetry(optimizer: Optimizer, rows: Tensor) -> dict[str, float]:
     """The optimizer's telemetry over ``rows`` of the population ({} when it has none yet)."""
+    return by_group(optimizer, rows, torch.zeros_like(rows), 1)[0]
+
+
+def by_group(optimizer: Optimizer, rows: Tensor, group_of_rows: Tensor,
+             groups: int) -> list[dict[str, float]]:
+    """The telemetry of each of ``groups`` groups over its rows (``group_of_rows[i]`` is the
+    group of ``rows[i]``; {} for a group without rows), all groups at once: one read from
+    the device for a record, where a group at a time took a dozen reads per group."""
     flat = optimizer.param_groups[0]["params"][0]
-    group = optimizer.param_groups[0]
+    param_group = optimizer.param_groups[0]
     state = optimizer.state.get(flat, {})
+    empty: list[dict[str, float]] = [{} for _ in range(groups)]
     if rows.numel() == 0 or not state:
-        return {}
+        return empty
+    columns: dict[str, Tensor] = {}  # name -> [groups] values, NaN where there is none
     if isinstance(optimizer, Rprop | GRprop):
-        return _step_size_telemetry(state, group, rows)
-    if isinstance(optimizer, Adam):
-        return _quantiles("effective_step", _adam_step(state, group).index_select(0, rows))
-    return {}
-
-
-def _step_size_telemetry(state: dict[str, Tensor], group: dict[str, object],
-                         rows: Tensor) -> dict[str, float]:
-    step_size = state["step_size"]
-    low = _per_row(group["delta_min"], step_size)  # type: ignore[arg-type]
-    high = _per_row(group["delta_max"], step_size)  # type: ignore[arg-type]
-    step = step_size.index_select(0, rows)
-    values = _quantiles("step_size", step)
-    values["step_size_frac_at_min"] = _fraction(step <= _rows(low, rows))
-    values["step_size_frac_at_max"] = _fraction(step >= _rows(high, rows))
-    if "sign_changed" in state:
-        values["sign_change_rate"] = _fraction(state["sign_changed"].index_select(0, rows))
-    return values
+        step_size = state["step_size"]
+        step = step_size.index_select(0, rows)
+        columns.update(_quantiles("step_size", step, group_of_rows, groups))
+        low = _rows(_per_row(param_group["delta_min"], step_size), rows)
+        high = _rows(_per_row(param_group["delta_max"], step_size), rows)
+        columns["step_size_frac_at_min"] = _fraction(step <= low, group_of_rows, groups)
+        columns["step_size_frac_at_max"] = _fraction(step >= high, group_of_rows, groups)
+        if "sign_changed" in state:
+            columns["sign_change_rate"] = _fraction(state["sign_changed"].index_select(0, rows),
+                                                    group_of_rows, groups)
+    elif isinstance(optimizer, Adam):
+        columns.update(_quantiles("effective_step",
+                                  _adam_step(state, param_group).index_select(0, rows),
+                                  group_of_rows, groups))
+    if not columns:
+        return empty
+    names = list(columns)
+    table = torch.stack([columns[name].double() for name in names], dim=1).tolist()
+    return [{name: value for name, value in zip(names, values, strict=True)
+             if value == value}  # NaN: no value
+            for values in table]
 
 
 def _adam_step(state: dict[str, Tensor], group: dict[str, object]) -> Tensor:
@@ -74,16 +87,37 @@ def _rows(value: Tensor, rows: Tensor) -> Tensor:
     return value.index_select(0, rows) if value.dim() else value
 
 
-def _fraction(mask: Tensor) -> float:
-    return float(mask.double().mean())
+def _fraction(mask: Tensor, group_of_rows: Tensor, groups: int) -> Tensor:
+    """Per group, the fraction of its elements where ``mask`` ([rows, ...]) holds."""
+    per_row = mask.reshape(mask.shape[0], -1)
+    hits = torch.zeros(groups, dtype=torch.float64, device=mask.device).index_add_(
+        0, group_of_rows, per_row.sum(dim=1, dtype=torch.float64))
+    counts = torch.bincount(group_of_rows, minlength=groups).to(torch.float64)
+    return hits / (counts * per_row.shape[1])
 
 
-def _quantiles(name: str, values: Tensor) -> dict[str, float]:
-    flat = values.reshape(-1).double()
-    flat = flat[torch.isfinite(flat)]
-    if flat.numel() == 0:
-        return {}
-    if flat.numel() > _SAMPLE:
-        flat = flat[:: -(-flat.numel() // _SAMPLE)]
-    points = torch.quantile(flat, torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device))
-    return {f"{name}_p{round(q * 100)}": float(v) for q, v in zip(QUANTILES, points, strict=True)}
+def _quantiles(name: str, values: Tensor, group_of_rows: Tensor,
+               groups: int) -> dict[str, Tensor]:
+    """Per group, the ``QUANTILES`` of the finite elements of its rows of ``values``.
+
+    The groups' elements are laid out in a [groups, most elements] table padded with NaN
+    (non-finite elements are NaN too), and ``nanquantile`` takes each row's quantiles."""
+    per_row = values.reshape(values.shape[0], -1).double()
+    if per_row.numel() > _SAMPLE:  # an even subsample of the rows
+        every = -(-per_row.numel() // _SAMPLE)
+        per_row, group_of_rows = per_row[::every], group_of_rows[::every]
+    order = torch.argsort(group_of_rows, stable=True)
+    grouped = group_of_rows[order]
+    elements = per_row[order].reshape(-1)
+    elements = torch.where(torch.isfinite(elements), elements, torch.nan)
+    width = per_row.shape[1]
+    counts = torch.bincount(grouped, minlength=groups) * width
+    starts = torch.cumsum(counts, 0) - counts
+    group_of_element = grouped.repeat_interleave(width)
+    offset = torch.arange(elements.numel(), device=elements.device) - starts[group_of_element]
+    table = torch.full((groups, max(1, int(counts.max()))), torch.nan, dtype=torch.float64,
+                       device=elements.device)
+    table[group_of_element, offset] = elements
+    points = torch.nanquantile(table, torch.tensor(QUANTILES, dtype=torch.float64,
+                                                   device=table.device), dim=1)
+    return {f"{name}_p{round(q * 100)}": points[i] for i, q in enumerate(QUANTILES)}

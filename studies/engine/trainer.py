@@ -12,7 +12,6 @@ optimizer state included, so stopped members stop costing time.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -24,10 +23,12 @@ from torch import Tensor, nn
 from models import unrolled
 from models.mlp import MLP
 from optimizers.compiling import compiled
+from optimizers.rprop import Rprop
 from studies import tasks
 from studies.engine.build import build_model, build_optimizer, resolve_device
 from studies.engine.config import TrainConfig
 from studies.engine.history import History
+from studies.engine.kernels import Pass, compiled_epoch, compiled_pass
 from studies.engine.losses import LOSSES
 from studies.engine.pending import RUNNING, PendingStops
 from studies.engine.result import STATUSES, TrainResult
@@ -56,28 +57,6 @@ def aligned_size(members: int) -> int:
     """
     block = _LANES * max(1, min(torch.get_num_threads(), 16))
     return -(-members // block) * block
-
-
-_Pass = tuple[Tensor, Tensor, Tensor, Tensor]
-"""Outputs, gradient, per-row losses and per-row finiteness."""
-
-
-@functools.cache
-def _compiled_pass(layout: unrolled.Layout, loss_name: str) -> Callable[..., _Pass]:
-    """The forward/backward pass of ``layout`` written out weight by weight, with each
-    row's loss and whether its loss and weights are finite (see ``Training._finite``),
-    compiled once per layout and loss: populations of equal shape (every trial of a study)
-    share the kernel instead of recompiling it."""
-    loss = LOSSES[loss_name]
-
-    def written_out(flat: Tensor, inputs: Tensor, targets: Tensor) -> _Pass:
-        outputs, gradient = unrolled.gradient(layout, flat, inputs,
-                                              lambda out: loss.output_gradient(out, targets))
-        losses = loss.value(outputs, targets)
-        finite = torch.isfinite(losses) & torch.isfinite(flat.sum(dim=1))
-        return outputs, gradient, losses, finite
-
-    return compiled(written_out, "the forward/backward pass")
 
 
 def train(config: TrainConfig, *, seeds: Sequence[int] | None = None,
@@ -154,7 +133,7 @@ class Training:
         self.by_hand = isinstance(model, MLP)
         self.gradient = getattr(model, "gradient", None)
         self.optimizer_step: Callable[..., Any] = optimizer.step
-        self.unrolled_gradient: Callable[..., _Pass] | None = None
+        self.unrolled_gradient: Callable[..., Pass] | None = None
         self.finite_of: tuple[Tensor, Tensor] | None = None
         """The losses of the last compiled pass and their rows' finiteness."""
         if config.compile:
@@ -164,7 +143,7 @@ class Training:
             else:
                 self.optimizer_step = compiled(optimizer.step, "the optimizer step")
             if isinstance(model, MLP):
-                self.unrolled_gradient = _compiled_pass(unrolled.Layout.of(model), config.loss)
+                self.unrolled_gradient = compiled_pass(unrolled.Layout.of(model), config.loss)
                 with torch.no_grad():  # the layout the compiled pass is fastest on
                     self.flat.data = unrolled.column_major(self.flat.data)
         self.ones = torch.ones(self.flat.shape[1], dtype=self.flat.dtype, device=device)
@@ -196,6 +175,14 @@ class Training:
         target = config.stop.target
         self.evaluation = ("batch" if config.mode == "batch" else
                            target.evaluation if target is not None else "end_of_epoch")
+        self.fused_update = (
+            self.unrolled_gradient is not None and isinstance(model, MLP)
+            and self.dataset is not None and unrolled.suits(model, self.dataset.inputs)
+            and config.mode == "batch" and isinstance(optimizer, Rprop)
+            and len(optimizer.param_groups) == 1 and self.l2_keep is None
+            and self.grad_keep is None and config.stop.gradient_below is None)
+        """Whether a batch epoch runs as one compiled kernel, pass and update
+        (``kernels.compiled_epoch``, ``_fused_epoch``)."""
 
     # -- evaluation --------------------------------------------------------------------
     def _l2_mask(self) -> Tensor | None:
@@ -306,10 +293,11 @@ class Training:
 
     # -- bookkeeping -------------------------------------------------------------------
     def _settle(self, epoch: int, quantity: Tensor | None, gradient_max: Tensor | None,
-                finite: Tensor) -> None:
+                finite: Tensor, weights: Tensor | None = None) -> None:
         """Decide, for every running row, whether its member stops at ``epoch``; record the
         outcome of those that do (or, with ``pending``, keep it on the device for
-        ``_take_pending``)."""
+        ``_take_pending``). ``weights``: the rows' weights at ``epoch`` (default: now)."""
+        weights = self.flat.detach() if weights is None else weights
         stop = self.config.stop
         running = self.running
         if (self.pending is None and stop.stall_patience is None and gradient_max is None
@@ -324,15 +312,14 @@ class Training:
         code = self._stop_codes(epoch, quantity, gradient_max, finite)
         stopping = running & (code != RUNNING)
         if self.pending is not None:
-            self.pending.mark(epoch, stopping, code, quantity, self.flat.detach())
+            self.pending.mark(epoch, stopping, code, quantity, weights)
             self.running = running & ~stopping
             return
         rows = stopping.nonzero().squeeze(1)
         if rows.numel() == 0:
             return
         self._record_stops(rows, code[rows], epoch,
-                           None if quantity is None else quantity[rows],
-                           self.flat.detach()[rows],
+                           None if quantity is None else quantity[rows], weights[rows],
                            self.elapsed + time.perf_counter() - self.segment_start)
 
     def _stop_codes(self, epoch: int, quantity: Tensor | None, gradient_max: Tensor | None,
@@ -530,20 +517,56 @@ class Training:
         while self.epoch <= last:
             epoch = self.epoch
             self.epoch += 1
-            outputs, losses = self._evaluate(inputs, targets)
-            quantity = (self._quantity(self._quantity_sum(outputs, targets, losses))
-                        if stop.target is not None else None)
-            gradient_max = self._gradient_max() if stop.gradient_below is not None else None
-            self._record(epoch, losses)
-            self._settle(epoch, quantity, gradient_max, self._finite(losses))
+            if self.fused_update:
+                assert inputs is not None and targets is not None
+                self._fused_epoch(epoch, inputs, targets)
+            else:
+                outputs, losses = self._evaluate(inputs, targets)
+                quantity = (self._quantity(self._quantity_sum(outputs, targets, losses))
+                            if stop.target is not None else None)
+                gradient_max = self._gradient_max() if stop.gradient_below is not None else None
+                self._record(epoch, losses)
+                self._settle(epoch, quantity, gradient_max, self._finite(losses))
             if self.pending is not None and (epoch % self.check_every == 0 or epoch == last
                                              or epoch >= stop.max_epochs):
                 self._take_pending()
             if not self.running_count:
                 return
+            if self.fused_update:  # updated already
+                continue
             if self.flat.grad is None:  # compacted: the gradient of the kept rows
                 outputs, losses = self._evaluate(inputs, targets)
             self._step(losses, reevaluate)
+
+    def _fused_epoch(self, epoch: int, inputs: Tensor, targets: Tensor) -> None:
+        """One batch epoch in one compiled kernel: evaluate at w_epoch and update to
+        w_epoch+1, then record and check the stop rule at w_epoch. Every row is updated
+        before the check instead of after it: rows are independent, so a stopping member's
+        outcome (taken at w_epoch) is the same, and a row that stopped is never read again.
+        Telemetry due at this epoch is taken before the update, as the unfused epoch takes it.
+        """
+        assert isinstance(self.optimizer, Rprop) and isinstance(self.model, MLP)
+        stop = self.config.stop
+        running_rows = None
+        state_telemetry = None
+        if self.history.due(epoch):
+            running_rows = self.running.nonzero().squeeze(1)
+            state_telemetry = self.history.state_telemetry(running_rows, self.index)
+        # self.best: one value per row in the weights' dtype, the losses' shape (iRprop+)
+        update, arguments = self.optimizer.step_parts(
+            self.flat, self.optimizer.param_groups[0], self.best, as_tensors=True)
+        kernel = compiled_epoch(unrolled.Layout.of(self.model), self.config.loss, update)
+        before = self.flat.detach()
+        outputs, losses, finite, stepped, returned = kernel(before, inputs, targets, *arguments)
+        self.optimizer.step_done(self.flat, returned)
+        self.flat.data = stepped
+        self.flat.grad = None
+        quantity = (self._quantity(self._quantity_sum(outputs, targets, losses))
+                    if stop.target is not None else None)
+        if running_rows is not None and running_rows.numel():
+            self.history.record(epoch, losses, running_rows, self.index, before,
+                                state_telemetry)
+        self._settle(epoch, quantity, None, finite, weights=before)
 
     def _run_epochs(self, last: int) -> None:
         """Online and mini-batch learning: several optimizer steps per epoch. Epoch 0 is the

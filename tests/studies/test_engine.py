@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from optimizers import rprop
 from studies import tasks
-from studies.engine import TrainConfig, Training, train, trainer
+from studies.engine import TrainConfig, Training, train
+from studies.engine import kernels as engine_kernels
 from studies.engine.schedule import epoch_order
 from tests.studies.modules import xor_net
 
@@ -250,7 +251,7 @@ def test_compile_falls_back_to_eager_when_unavailable(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(torch, "compile", broken)
     # compiled kernels are made once per process: forget those of earlier tests (and ours)
-    kernels = [trainer._compiled_pass, rprop._compiled]
+    kernels = [engine_kernels.compiled_pass, engine_kernels.compiled_epoch, rprop._compiled]
     for kernel in kernels:
         kernel.cache_clear()
     config = _config(stop={"target": None, "max_epochs": 10})
