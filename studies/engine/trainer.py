@@ -183,6 +183,7 @@ class Training:
             and self.grad_keep is None and config.stop.gradient_below is None)
         """Whether a batch epoch runs as one compiled kernel, pass and update
         (``kernels.compiled_epoch``, ``_fused_epoch``)."""
+        self.layout = unrolled.Layout.of(model) if isinstance(model, MLP) else None
 
     # -- evaluation --------------------------------------------------------------------
     def _l2_mask(self) -> Tensor | None:
@@ -545,7 +546,7 @@ class Training:
         outcome (taken at w_epoch) is the same, and a row that stopped is never read again.
         Telemetry due at this epoch is taken before the update, as the unfused epoch takes it.
         """
-        assert isinstance(self.optimizer, Rprop) and isinstance(self.model, MLP)
+        assert isinstance(self.optimizer, Rprop) and self.layout is not None
         stop = self.config.stop
         running_rows = None
         state_telemetry = None
@@ -555,7 +556,7 @@ class Training:
         # self.best: one value per row in the weights' dtype, the losses' shape (iRprop+)
         update, arguments = self.optimizer.step_parts(
             self.flat, self.optimizer.param_groups[0], self.best, as_tensors=True)
-        kernel = compiled_epoch(unrolled.Layout.of(self.model), self.config.loss, update)
+        kernel = compiled_epoch(self.layout, self.config.loss, update)
         before = self.flat.detach()
         outputs, losses, finite, stepped, returned = kernel(before, inputs, targets, *arguments)
         self.optimizer.step_done(self.flat, returned)

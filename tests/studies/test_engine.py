@@ -190,25 +190,33 @@ def test_classification_reports_training_and_validation_accuracy() -> None:
             assert result.train_accuracy[member] > 0.95
 
 
-def test_compiled_run_matches_eager() -> None:
-    config = _config(seeds=64, stop={"target": None, "max_epochs": 30})
+@pytest.mark.parametrize(("fields", "fused"), [
+    ({}, True),
+    ({"l2": 1e-3}, False),  # the regulariser's gradient is added outside the kernel
+], ids=["pass-and-update-fused", "pass-then-update"])
+def test_compiled_run_matches_eager(fields: dict[str, Any], fused: bool) -> None:
+    config = _config(seeds=64, stop={"target": None, "max_epochs": 30}, **fields)
     eager = train(config)
-    fast = train(config.model_copy(update={"compile": True}))
+    compiled = config.model_copy(update={"compile": True})
+    assert Training(compiled).fused_update is fused
+    fast = train(compiled)
     torch.testing.assert_close(fast.final_weights, eager.final_weights, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("variant", ["Rprop+", "Rprop-", "iRprop+", "iRprop-"])
 def test_compiled_rprop_matches_eager_through_stops_and_compaction(variant: str) -> None:
-    """The compiled pass and update (column-major population, hyperparameters as tensors)
-    against eager: members stop at the target, the population is compacted, the
-    sign-change telemetry is recorded, and one member has hyperparameters of its own."""
+    """The compiled pass and update, fused in one kernel (column-major population,
+    hyperparameters as tensors) against eager: members stop at the target, the population
+    is compacted, the sign-change telemetry is recorded, and one member has
+    hyperparameters of its own."""
     config = _config(seeds=128, optimizer={"name": "rprop", "variant": variant},
                      stop={"target": {"quantity": "sse", "below": 0.05}, "max_epochs": 200})
     per_member = {"eta_plus": torch.full((128,), 1.2, dtype=torch.float64)}
     per_member["eta_plus"][5] = 1.35
     eager = train(config, per_member=per_member, history_points=50)
-    fast = train(config.model_copy(update={"compile": True}), per_member=per_member,
-                 history_points=50)
+    compiled = config.model_copy(update={"compile": True})
+    assert Training(compiled, per_member=per_member).fused_update
+    fast = train(compiled, per_member=per_member, history_points=50)
     assert fast.status == eager.status and fast.epochs == eager.epochs
     assert "converged" in eager.status and "max_epochs" in eager.status  # both kinds of end
     torch.testing.assert_close(fast.final_weights, eager.final_weights, rtol=1e-12, atol=1e-12)
