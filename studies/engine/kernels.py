@@ -12,12 +12,17 @@
 
 Equal shapes share a kernel: every trial of a study builds a new population of the same
 shape, and torch.compile would otherwise compile again for each (and, past its recompile
-limit, run eager).
+limit, run eager). Each kernel gets a code object of its own (``_own_code``): torch.compile
+keeps at most 8 compiled versions per code object, and every closure one ``def`` makes
+shares its code, so a process that trains several shapes or optimizers would otherwise run
+out of them.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +42,30 @@ Update = Callable[..., Any]
 state in place."""
 
 
+_NUMBERS = itertools.count()
+
+
+def _own_code(function: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``function`` with a code object of its own, named ``name`` and a number."""
+    label = f"{name}_{next(_NUMBERS)}"
+    code = function.__code__.replace(co_name=label)
+    return types.FunctionType(code, function.__globals__, label, function.__defaults__,
+                              function.__closure__)
+
+
+def variant_of(flat: Tensor, arguments: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What an update's compiled code depends on besides sizes: the weights' dtype, its
+    flags, which arguments are absent and which hyperparameters are per member."""
+    parts: list[Any] = [flat.dtype, flat.device.type]
+    for argument in arguments:
+        if isinstance(argument, bool) or argument is None:
+            parts.append(argument)
+        elif isinstance(argument, dict):
+            parts.append(tuple((name, value.dim()) for name, value in argument.items()
+                               if isinstance(value, Tensor)))
+    return tuple(parts)
+
+
 def _written_out(layout: unrolled.Layout, loss_name: str) -> Callable[..., Pass]:
     loss = LOSSES[loss_name]
 
@@ -53,14 +82,16 @@ def _written_out(layout: unrolled.Layout, loss_name: str) -> Callable[..., Pass]
 @functools.cache
 def compiled_pass(layout: unrolled.Layout, loss_name: str) -> Callable[..., Pass]:
     """``pass(flat, inputs, targets)``: outputs, gradient, losses and finiteness."""
-    return compiled(_written_out(layout, loss_name), "the forward/backward pass")
+    return compiled(_own_code(_written_out(layout, loss_name), "unrolled_pass"),
+                    "the forward/backward pass")
 
 
 @functools.cache
-def compiled_epoch(layout: unrolled.Layout, loss_name: str,
-                   update: Update) -> Callable[..., Epoch]:
+def compiled_epoch(layout: unrolled.Layout, loss_name: str, update: Update,
+                   variant: tuple[Any, ...]) -> Callable[..., Epoch]:
     """``epoch(flat, inputs, targets, *arguments)``: the pass at ``flat`` and
-    ``update(new weights, gradient, losses, *arguments)`` applied to a copy of ``flat``."""
+    ``update(new weights, gradient, losses, *arguments)`` applied to a copy of ``flat``;
+    one per ``variant`` (``variant_of(flat, arguments)``)."""
     written_out = _written_out(layout, loss_name)
 
     def epoch(flat: Tensor, inputs: Tensor, targets: Tensor, *arguments: Any) -> Epoch:
@@ -69,4 +100,5 @@ def compiled_epoch(layout: unrolled.Layout, loss_name: str,
         returned = update(stepped, gradient, losses, *arguments)
         return outputs, losses, finite, stepped, returned
 
-    return compiled(epoch, f"the fused epoch ({update.__name__})")
+    return compiled(_own_code(epoch, f"fused_epoch{update.__name__}"),
+                    f"the fused epoch ({update.__name__})")

@@ -27,6 +27,7 @@ class EpochClock:
     the stream, and its time is read back once the window's work is done."""
 
     def __init__(self, device: torch.device):
+        self.device = device
         self.cuda = device.type == "cuda"
         self.host: dict[int, float] = {}
         self.events: list[tuple[int, torch.cuda.Event]] = []
@@ -34,7 +35,7 @@ class EpochClock:
     def mark(self, epoch: int) -> None:
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))  # the training's device
             self.events.append((epoch, event))
         else:
             self.host[epoch] = time.perf_counter()

@@ -98,26 +98,36 @@ def _fraction(mask: Tensor, group_of_rows: Tensor, groups: int) -> Tensor:
 
 def _quantiles(name: str, values: Tensor, group_of_rows: Tensor,
                groups: int) -> dict[str, Tensor]:
-    """Per group, the ``QUANTILES`` of the finite elements of its rows of ``values``.
+    """Per group, the ``QUANTILES`` of the finite elements of its rows of ``values`` (NaN for
+    a group without any); of an even subsample of a group's rows where it has more than
+    ``_SAMPLE`` elements.
 
-    The groups' elements are laid out in a [groups, most elements] table padded with NaN
-    (non-finite elements are NaN too), and ``nanquantile`` takes each row's quantiles."""
-    per_row = values.reshape(values.shape[0], -1).double()
-    if per_row.numel() > _SAMPLE:  # an even subsample of the rows
-        every = -(-per_row.numel() // _SAMPLE)
-        per_row, group_of_rows = per_row[::every], group_of_rows[::every]
+    The elements of the groups that have rows are laid out in a table, a row per group,
+    padded with NaN (non-finite elements are NaN too), and ``nanquantile`` takes each row's
+    quantiles."""
+    width = values[0].numel() if values.shape[0] else 1
     order = torch.argsort(group_of_rows, stable=True)
     grouped = group_of_rows[order]
-    elements = per_row[order].reshape(-1)
+    per_row = values.reshape(values.shape[0], -1)[order].double()
+    row_counts = torch.bincount(grouped, minlength=groups)
+    every = torch.clamp(-(-(row_counts * width) // _SAMPLE), min=1)
+    rank = (torch.arange(grouped.numel(), device=grouped.device)
+            - (torch.cumsum(row_counts, 0) - row_counts)[grouped])
+    keep = rank % every[grouped] == 0
+    per_row, grouped = per_row[keep], grouped[keep]
+    rank = rank[keep] // every[grouped]
+    elements = per_row.reshape(-1)
     elements = torch.where(torch.isfinite(elements), elements, torch.nan)
-    width = per_row.shape[1]
-    counts = torch.bincount(grouped, minlength=groups) * width
-    starts = torch.cumsum(counts, 0) - counts
-    group_of_element = grouped.repeat_interleave(width)
-    offset = torch.arange(elements.numel(), device=elements.device) - starts[group_of_element]
-    table = torch.full((groups, max(1, int(counts.max()))), torch.nan, dtype=torch.float64,
-                       device=elements.device)
-    table[group_of_element, offset] = elements
-    points = torch.nanquantile(table, torch.tensor(QUANTILES, dtype=torch.float64,
-                                                   device=table.device), dim=1)
+    slot = torch.cumsum(row_counts > 0, 0) - 1  # a group's row in the table
+    columns = torch.arange(width, device=elements.device)
+    offset = (rank.unsqueeze(1) * width + columns).reshape(-1)
+    kept_rows = torch.bincount(grouped, minlength=groups)
+    present = (row_counts > 0).nonzero().squeeze(1)
+    table = torch.full((present.numel(), max(1, int(kept_rows.max()) * width)), torch.nan,
+                       dtype=torch.float64, device=elements.device)
+    table[slot[grouped].repeat_interleave(width), offset] = elements
+    quantiles = torch.tensor(QUANTILES, dtype=torch.float64, device=table.device)
+    points = torch.full((len(QUANTILES), groups), torch.nan, dtype=torch.float64,
+                        device=table.device)
+    points[:, present] = torch.nanquantile(table, quantiles, dim=1)
     return {f"{name}_p{round(q * 100)}": points[i] for i, q in enumerate(QUANTILES)}

@@ -28,7 +28,7 @@ from studies import tasks
 from studies.engine.build import build_model, build_optimizer, resolve_device
 from studies.engine.config import TrainConfig
 from studies.engine.history import History
-from studies.engine.kernels import Pass, compiled_epoch, compiled_pass
+from studies.engine.kernels import Epoch, Pass, compiled_epoch, compiled_pass, variant_of
 from studies.engine.losses import LOSSES
 from studies.engine.pending import RUNNING, PendingStops
 from studies.engine.result import STATUSES, TrainResult
@@ -184,6 +184,8 @@ class Training:
         """Whether a batch epoch runs as one compiled kernel, pass and update
         (``kernels.compiled_epoch``, ``_fused_epoch``)."""
         self.layout = unrolled.Layout.of(model) if isinstance(model, MLP) else None
+        self.epoch_kernel: Callable[..., Epoch] | None = None
+        """The fused kernel, chosen at the first fused epoch."""
 
     # -- evaluation --------------------------------------------------------------------
     def _l2_mask(self) -> Tensor | None:
@@ -496,6 +498,8 @@ class Training:
             setattr(self, name, state["members"][name].to(device))
         self.epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
         self.compactions, self.running_count = state["compactions"], state["running_count"]
+        if self.pending is not None:  # the saved rows (nothing is pending between advances)
+            self.pending = PendingStops(self.flat.detach(), self.flat.dtype)
         self.history.load_state_dict(state["history"])
 
     def _full_set(self) -> tuple[Tensor | None, Tensor | None]:
@@ -556,9 +560,12 @@ class Training:
         # self.best: one value per row in the weights' dtype, the losses' shape (iRprop+)
         update, arguments = self.optimizer.step_parts(
             self.flat, self.optimizer.param_groups[0], self.best, as_tensors=True)
-        kernel = compiled_epoch(self.layout, self.config.loss, update)
         before = self.flat.detach()
-        outputs, losses, finite, stepped, returned = kernel(before, inputs, targets, *arguments)
+        if self.epoch_kernel is None:
+            self.epoch_kernel = compiled_epoch(self.layout, self.config.loss, update,
+                                               variant_of(before, arguments))
+        outputs, losses, finite, stepped, returned = self.epoch_kernel(before, inputs, targets,
+                                                                       *arguments)
         self.optimizer.step_done(self.flat, returned)
         self.flat.data = stepped
         self.flat.grad = None

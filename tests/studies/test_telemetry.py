@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from studies.engine import TrainConfig, Training, telemetry
@@ -86,3 +87,21 @@ def test_adam_telemetry_of_each_group_is_that_groups_own() -> None:
         for name, value in expected.items():  # the effective step is computed in float32
             assert math.isclose(got[group][name], value, rel_tol=1e-5), name
         assert got[group] == alone[group]
+
+
+def test_a_large_group_is_subsampled_by_rows_and_a_small_one_is_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond ``_SAMPLE`` elements a group's quantiles come from an even subsample of its
+    rows (every k-th); a small group of the same population keeps all its rows."""
+    monkeypatch.setattr(telemetry, "_SAMPLE", 100)
+    training = _training({"name": "rprop", "variant": "iRprop-"}, {})
+    step_size = training.optimizer.state[training.flat]["step_size"].double().numpy()
+    rows = torch.cat([torch.arange(0, 40), torch.arange(40, 42)])  # 40 × 9 and 2 × 9 values
+    group_of_rows = (rows >= 40).long()
+    got = telemetry.by_group(training.optimizer, rows, group_of_rows, 2)
+    every = -(-40 * step_size.shape[1] // 100)
+    _close({k: v for k, v in got[0].items() if "_p" in k},
+           _reference(step_size[0:40:every], "step_size"))
+    _close({k: v for k, v in got[1].items() if "_p" in k},
+           _reference(step_size[40:42], "step_size"))
+    assert got[0]["step_size_frac_at_min"] == float(np.mean(step_size[0:40] <= 1e-6))
