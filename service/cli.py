@@ -99,11 +99,14 @@ def study_run(
                                                      "RAY_ADDRESS, else a local Ray)")] = None,
 ) -> None:
     """Validate a study spec, then run every (task, arm) to its budget and print a table."""
-    from studies.specs import SpecError, parse, read_yaml
-    from studies.study import StudySpec, runner
     from studies.study.home import Home
 
     home = Home.from_environment()
+    if _study_state(home, _named_in(spec)) not in (None, "complete"):
+        _start_driver(home, address)
+    from studies.specs import SpecError, parse, read_yaml
+    from studies.study import StudySpec, runner
+
     try:
         study = parse(StudySpec, read_yaml(spec), str(spec))
         runner.checkpoint_seconds()  # a bad setting: refused before the study is registered
@@ -121,10 +124,13 @@ def study_resume(
     address: Annotated[str | None, typer.Option(help="a Ray cluster to run on")] = None,
 ) -> None:
     """Continue an interrupted study to exactly its budget (finished trials are kept)."""
-    from studies.study import ledger, runner
     from studies.study.home import Home
 
     home = Home.from_environment()
+    if _study_state(home, name) not in (None, "new", "complete"):
+        _start_driver(home, address)
+    from studies.study import ledger, runner
+
     try:
         runner.checkpoint_seconds()
         study = ledger.load(home, name)
@@ -134,6 +140,47 @@ def study_resume(
         _fail(error)
         return
     _execute(study, home, address)
+
+
+def _named_in(spec: Path) -> str | None:
+    """The study name a spec file gives, if it can be read (the full check comes later)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(spec.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _study_state(home: Home, name: str | None) -> str | None:
+    """What the data dir says of study ``name``: ``new`` (not registered), its recorded
+    state, or None where ``name`` is not a study name."""
+    from studies.study.home import read_json
+
+    try:
+        status = home.study_dir(name) / "status.json" if name is not None else None
+    except ValueError:  # not a study name: the full check says so
+        return None
+    if status is None:
+        return None
+    return str(read_json(status).get("state")) if status.exists() else "new"
+
+
+def _start_driver(home: Home, address: str | None) -> None:
+    """Start (or join) Ray while the driver's modules are imported and the data dir's MLflow
+    store is created, before the spec is checked: Ray's start and the imports each take
+    seconds, and overlapped they take the longer of the two (``studies/driver_start.py``).
+    Called where a study has trials to run; a complete study starts no Ray."""
+    from studies.driver_start import connect_while_importing
+
+    def create_store() -> None:
+        from studies.study.recording import tracking_client
+
+        tracking_client(home)
+
+    connect_while_importing(address, then=create_store)
 
 
 def _execute(study: StudySpec, home: Home, address: str | None) -> None:

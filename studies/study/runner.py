@@ -24,6 +24,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from studies import driver_start
 from studies.study import batching
 from studies.study.arm import Arm
 from studies.study.home import Home, read_json, write_json
@@ -50,15 +51,10 @@ class ArmResult:
 
 
 def connect(address: str | None) -> None:
-    """Join the Ray cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one."""
+    """Join the Ray cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one
+    (nothing when the CLI started it already, alongside its imports)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if ray.is_initialized():
-        return
-    target = address or os.environ.get("RAY_ADDRESS") or "local"
-    options: dict[str, Any] = {"log_to_driver": False, "logging_level": "WARNING"}
-    if target == "local":
-        options["include_dashboard"] = False
-    ray.init(address=target, **options)
+    driver_start.connect(address)
 
 
 class _ProgressReporter(tune.Callback):
