@@ -102,8 +102,8 @@ def study_run(
     from studies.study.home import Home
 
     home = Home.from_environment()
-    if _study_state(home, _named_in(spec)) not in (None, "complete"):
-        _start_driver(home, address)
+    if _study_state(home, _named_in(spec)) not in (None, "complete", "running"):
+        _begin_ray(address)
     from studies.specs import SpecError, parse, read_yaml
     from studies.study import StudySpec, runner
 
@@ -127,8 +127,8 @@ def study_resume(
     from studies.study.home import Home
 
     home = Home.from_environment()
-    if _study_state(home, name) not in (None, "new", "complete"):
-        _start_driver(home, address)
+    if _study_state(home, name) not in (None, "new", "complete", "running"):
+        _begin_ray(address)
     from studies.study import ledger, runner
 
     try:
@@ -147,8 +147,8 @@ def _named_in(spec: Path) -> str | None:
     import yaml
 
     try:
-        data = yaml.safe_load(spec.read_text())
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(spec.read_bytes())
+    except (OSError, ValueError, yaml.YAMLError):  # the full check says what is wrong
         return None
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) else None
@@ -156,31 +156,33 @@ def _named_in(spec: Path) -> str | None:
 
 def _study_state(home: Home, name: str | None) -> str | None:
     """What the data dir says of study ``name``: ``new`` (not registered), its recorded
-    state, or None where ``name`` is not a study name."""
-    from studies.study.home import read_json
+    state (``running`` only while its driver lives), or None where that cannot be read
+    (the full check says why)."""
+    from studies.study.home import process_alive, read_json
 
+    if name is None:
+        return None
     try:
-        status = home.study_dir(name) / "status.json" if name is not None else None
-    except ValueError:  # not a study name: the full check says so
+        path = home.study_dir(name) / "status.json"
+        if not path.exists():
+            return "new"
+        status = read_json(path)
+        state = str(status["state"])
+        if state == "running" and not process_alive(int(status.get("driver_pid", -1))):
+            return "interrupted"
+    except (OSError, ValueError, TypeError, KeyError):
         return None
-    if status is None:
-        return None
-    return str(read_json(status).get("state")) if status.exists() else "new"
+    return state
 
 
-def _start_driver(home: Home, address: str | None) -> None:
-    """Start (or join) Ray while the driver's modules are imported and the data dir's MLflow
-    store is created, before the spec is checked: Ray's start and the imports each take
-    seconds, and overlapped they take the longer of the two (``studies/driver_start.py``).
-    Called where a study has trials to run; a complete study starts no Ray."""
-    from studies.driver_start import connect_while_importing
+def _begin_ray(address: str | None) -> None:
+    """Begin Ray's start on a thread while the driver imports its modules and checks the
+    spec (``studies/driver_start.py``): each takes seconds, and overlapped they take the
+    longer of the two. Called where a study has trials to run; a complete study starts no
+    Ray, and a refused spec is answered as soon as it was before."""
+    from studies import driver_start
 
-    def create_store() -> None:
-        from studies.study.recording import tracking_client
-
-        tracking_client(home)
-
-    connect_while_importing(address, then=create_store)
+    driver_start.begin(address)
 
 
 def _execute(study: StudySpec, home: Home, address: str | None) -> None:

@@ -1,8 +1,8 @@
 """Study specs: tasks × arms (training algorithms), each arm's hyperparameters searched by
 Optuna under the constraints of ALGORITHMS.md, over paired seeds, with one budget for all.
 
-The names below are imported on first use, so that importing a light submodule (``home``,
-``ledger``) does not import torch: a study driver starts Ray while its heavy modules load
+The names below are imported on first use, so that importing a light submodule (``home``)
+does not import torch: a study driver begins Ray's start before its heavy modules load
 (``studies/driver_start.py``)."""
 
 from __future__ import annotations

@@ -65,6 +65,20 @@ def _create_optuna_store(store: Path) -> None:
             os.link(building, store)
 
 
+def process_alive(pid: int | None) -> bool:
+    """Whether a process ``pid`` exists (None or ≤ 0: no; os.kill(-1, 0) would ask about
+    every process)."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write atomically: a reader (or a crash) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,12 +3,10 @@ ledger of trials): for ``study list``, ``study show`` and the runner's resume.""
 
 from __future__ import annotations
 
-import os
-
 import optuna
 
 from studies.study.arm import Arm
-from studies.study.home import Home, read_json, write_json
+from studies.study.home import Home, process_alive, read_json, write_json
 from studies.study.spec import StudySpec, TaskSpec
 
 
@@ -32,20 +30,6 @@ def load(home: Home, name: str) -> StudySpec:
         raise ValueError(f"no study named {name!r} in {home.root} "
                          f"(known: {', '.join(home.studies()) or 'none'})")
     return StudySpec.model_validate(read_json(path))
-
-
-def process_alive(pid: int | None) -> bool:
-    """Whether a process ``pid`` exists (None or ≤ 0: no; os.kill(-1, 0) would ask about
-    every process)."""
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def record_status(home: Home, name: str, **fields: object) -> None:

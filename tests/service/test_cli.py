@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,36 @@ def test_the_installed_command_runs_an_example() -> None:
                                capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 0, completed.stderr
     assert "success_rate" in completed.stdout
+
+
+def test_which_studies_begin_ray_before_the_spec_is_checked(tmp_path: Path) -> None:
+    """``study run`` / ``resume`` begin Ray's start early only for a study with trials to
+    run; what cannot be read is left to the full check (which says what is wrong)."""
+    from service.cli import _named_in, _study_state
+    from studies.study.home import Home, write_json
+
+    home = Home(tmp_path)
+    assert _study_state(home, "fresh") == "new"
+    write_json(home.study_dir("done") / "status.json", {"state": "complete"})
+    assert _study_state(home, "done") == "complete"
+    write_json(home.study_dir("dead") / "status.json", {"state": "running", "driver_pid": 0})
+    assert _study_state(home, "dead") == "interrupted"  # its driver is gone: resume it
+    write_json(home.study_dir("live") / "status.json",
+               {"state": "running", "driver_pid": os.getpid()})
+    assert _study_state(home, "live") == "running"
+    home.study_dir("torn").mkdir(parents=True)
+    (home.study_dir("torn") / "status.json").write_text('{"state": "runn')
+    assert _study_state(home, "torn") is None
+    assert _study_state(home, "../outside") is None and _study_state(home, None) is None
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes(b"name: xor\n\xff\xfe")
+    assert _named_in(spec) is None
+    spec.write_text("name: xor\ntasks: []\n")
+    assert _named_in(spec) == "xor"
+
+
+def test_a_spec_that_is_not_utf8_is_refused_with_an_error(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes(b"name: xor\n\xff\xfe")
+    result = runner.invoke(app, ["study", "run", str(spec)], env={"OPTISTUDY_HOME": str(tmp_path)})
+    assert result.exit_code == 2 and "error" in result.output
