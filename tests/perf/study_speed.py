@@ -357,9 +357,10 @@ def _report_product(trials: int, product: dict[str, float]) -> None:
          f"(parent run, close; {product['mlflow_drain']:.2f} s of it waiting for the writer)")
     line("report: best trial's plots drawn", product["render"], "(logged to MLflow above)")
     line("other driver work", other_driver, "(ledger, Optuna study, status files)")
+    parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in cost.items()
+                      if name not in ("total", "store wait"))
     print(f"  MLflow in all: {cost['total']:.2f} s = {100 * cost['total'] / wall:.1f}% of the "
-          "wall (goal <= 10%): " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds
-                                             in cost.items() if name not in ("total", "store wait")))
+          f"wall (goal <= 10%): {parts}")
     ray_trials = int(product["ray_trials"])
     print(f"  {trials} Optuna trials in {ray_trials} Ray trials (batched: one population "
           "of configurations x seeds each)")
