@@ -155,24 +155,17 @@ def _named_in(spec: Path) -> str | None:
 
 
 def _study_state(home: Home, name: str | None) -> str | None:
-    """What the data dir says of study ``name``: ``new`` (not registered), its recorded
-    state (``running`` only while its driver lives), or None where that cannot be read
-    (the full check says why)."""
-    from studies.study.home import process_alive, read_json
+    """What the data dir says of study ``name`` (``home.study_state``; ``new``: none
+    recorded), or None where that cannot be read (the full check says why)."""
+    from studies.study.home import study_state
 
     if name is None:
         return None
     try:
-        path = home.study_dir(name) / "status.json"
-        if not path.exists():
-            return "new"
-        status = read_json(path)
-        state = str(status["state"])
-        if state == "running" and not process_alive(int(status.get("driver_pid", -1))):
-            return "interrupted"
-    except (OSError, ValueError, TypeError, KeyError):
+        state = study_state(home, name)
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
-    return state
+    return "new" if state == "unknown" else state
 
 
 def _begin_ray(address: str | None) -> None:

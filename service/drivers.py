@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 import yaml
 
 from studies.study import ledger
-from studies.study.home import Home, read_json
+from studies.study.home import Home, process_alive, read_json
 
 Phase = Literal["queued", "running", "succeeded", "failed"]
 SPEC_FILE = "spec.yaml"
@@ -106,7 +106,7 @@ class LocalDrivers:
         if not PROC.is_dir():
             path = self.home.study_dir(name) / "status.json"
             pid = int(read_json(path).get("driver_pid", -1)) if path.exists() else -1
-            return str(pid) if ledger.process_alive(pid) else None
+            return str(pid) if process_alive(pid) else None
         spec = str(self._spec_file(name)).encode()
         for entry in PROC.iterdir():
             if not entry.name.isdigit():

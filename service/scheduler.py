@@ -30,7 +30,7 @@ from service.drivers import child_environment
 from service.models import BenchmarkRun, BenchmarkRunStatus, Schedule, Verdict, now
 from service.settings import Settings
 from studies import benchmarks
-from studies.study.ledger import process_alive
+from studies.study.home import process_alive
 from studies.study.names import check_name
 
 log = logging.getLogger(__name__)

@@ -133,6 +133,7 @@ class Training:
         self.by_hand = isinstance(model, MLP)
         self.gradient = getattr(model, "gradient", None)
         self.optimizer_step: Callable[..., Any] = optimizer.step
+        self.layout = unrolled.Layout.of(model) if isinstance(model, MLP) else None
         self.unrolled_gradient: Callable[..., Pass] | None = None
         self.finite_of: tuple[Tensor, Tensor] | None = None
         """The losses of the last compiled pass and their rows' finiteness."""
@@ -142,8 +143,8 @@ class Training:
                 compile_kernels()
             else:
                 self.optimizer_step = compiled(optimizer.step, "the optimizer step")
-            if isinstance(model, MLP):
-                self.unrolled_gradient = compiled_pass(unrolled.Layout.of(model), config.loss)
+            if self.layout is not None:
+                self.unrolled_gradient = compiled_pass(self.layout, config.loss)
                 with torch.no_grad():  # the layout the compiled pass is fastest on
                     self.flat.data = unrolled.column_major(self.flat.data)
         self.ones = torch.ones(self.flat.shape[1], dtype=self.flat.dtype, device=device)
@@ -183,7 +184,6 @@ class Training:
             and self.grad_keep is None and config.stop.gradient_below is None)
         """Whether a batch epoch runs as one compiled kernel, pass and update
         (``kernels.compiled_epoch``, ``_fused_epoch``)."""
-        self.layout = unrolled.Layout.of(model) if isinstance(model, MLP) else None
         self.epoch_kernel: Callable[..., Epoch] | None = None
         """The fused kernel, chosen at the first fused epoch."""
 
@@ -374,8 +374,7 @@ class Training:
         if rows.numel() == 0:
             return
         seconds = [self.elapsed + at - self.segment_start for at in finished_at]
-        quantity_kept = None if self.config.stop.target is None else quantity
-        self._record_stops(rows, code, epochs, quantity_kept, weights, seconds)
+        self._record_stops(rows, code, epochs, quantity, weights, seconds)
 
     def _compact(self) -> None:
         """Keep only the running rows (padded with stopped ones to an aligned size), in the
@@ -412,11 +411,26 @@ class Training:
             return tensor
         return unrolled.column_major(tensor)
 
-    def _record(self, epoch: int, losses: Tensor) -> None:
-        if self.history.due(epoch):
+    def _record(self, epoch: int, losses: Tensor, weights: Tensor | None = None,
+                running_rows: Tensor | None = None,
+                state_telemetry: list[dict[str, float]] | None = None) -> None:
+        """Record ``epoch`` in the history if it is due: ``losses`` and ``weights`` (default:
+        now) at that epoch, over ``running_rows`` (default: now), with ``state_telemetry``
+        if it was taken before now."""
+        if not self.history.due(epoch):
+            return
+        if running_rows is None:
             running_rows = self.running.nonzero().squeeze(1)
-            if running_rows.numel():  # none: every member stopped, their stops pending
-                self.history.record(epoch, losses, running_rows, self.index, self.flat)
+        if running_rows.numel():  # none: every member stopped, their stops pending
+            self.history.record(epoch, losses, running_rows, self.index,
+                                self.flat if weights is None else weights, state_telemetry)
+
+    def _batch_quantity(self, outputs: Tensor, targets: Tensor | None,
+                        losses: Tensor) -> Tensor | None:
+        """The stop rule's quantity over the whole training set (None without a target)."""
+        if self.config.stop.target is None:
+            return None
+        return self._quantity(self._quantity_sum(outputs, targets, losses))
 
     def _step(self, losses: Tensor, reevaluate: Callable[[], Tensor]) -> None:
         first = [losses]
@@ -527,11 +541,10 @@ class Training:
                 self._fused_epoch(epoch, inputs, targets)
             else:
                 outputs, losses = self._evaluate(inputs, targets)
-                quantity = (self._quantity(self._quantity_sum(outputs, targets, losses))
-                            if stop.target is not None else None)
                 gradient_max = self._gradient_max() if stop.gradient_below is not None else None
                 self._record(epoch, losses)
-                self._settle(epoch, quantity, gradient_max, self._finite(losses))
+                self._settle(epoch, self._batch_quantity(outputs, targets, losses),
+                             gradient_max, self._finite(losses))
             if self.pending is not None and (epoch % self.check_every == 0 or epoch == last
                                              or epoch >= stop.max_epochs):
                 self._take_pending()
@@ -551,7 +564,6 @@ class Training:
         Telemetry due at this epoch is taken before the update, as the unfused epoch takes it.
         """
         assert isinstance(self.optimizer, Rprop) and self.layout is not None
-        stop = self.config.stop
         running_rows = None
         state_telemetry = None
         if self.history.due(epoch):
@@ -569,12 +581,9 @@ class Training:
         self.optimizer.step_done(self.flat, returned)
         self.flat.data = stepped
         self.flat.grad = None
-        quantity = (self._quantity(self._quantity_sum(outputs, targets, losses))
-                    if stop.target is not None else None)
-        if running_rows is not None and running_rows.numel():
-            self.history.record(epoch, losses, running_rows, self.index, before,
-                                state_telemetry)
-        self._settle(epoch, quantity, None, finite, weights=before)
+        self._record(epoch, losses, before, running_rows, state_telemetry)
+        self._settle(epoch, self._batch_quantity(outputs, targets, losses), None, finite,
+                     weights=before)
 
     def _run_epochs(self, last: int) -> None:
         """Online and mini-batch learning: several optimizer steps per epoch. Epoch 0 is the

@@ -79,6 +79,17 @@ def process_alive(pid: int | None) -> bool:
     return True
 
 
+def study_state(home: Home, name: str) -> str:
+    """created, running, interrupted (its driver died: resume it), complete, or unknown (no
+    status recorded)."""
+    path = home.study_dir(name) / "status.json"
+    status = read_json(path) if path.exists() else {}
+    current = str(status.get("state", "unknown"))
+    if current == "running" and not process_alive(int(status.get("driver_pid", -1))):
+        return "interrupted"
+    return current
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write atomically: a reader (or a crash) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import optuna
 
 from studies.study.arm import Arm
-from studies.study.home import Home, process_alive, read_json, write_json
+from studies.study.home import Home, read_json, write_json
+from studies.study.home import study_state as state
 from studies.study.spec import StudySpec, TaskSpec
 
 
@@ -36,16 +37,6 @@ def record_status(home: Home, name: str, **fields: object) -> None:
     """Update the study's ``status.json`` with ``fields`` (state, driver pid, times)."""
     path = home.study_dir(name) / "status.json"
     write_json(path, {**(read_json(path) if path.exists() else {}), **fields})
-
-
-def state(home: Home, name: str) -> str:
-    """created, running, interrupted (its driver died: resume it) or complete."""
-    path = home.study_dir(name) / "status.json"
-    status = read_json(path) if path.exists() else {}
-    current = str(status.get("state", "unknown"))
-    if current == "running" and not process_alive(int(status.get("driver_pid", -1))):
-        return "interrupted"
-    return current
 
 
 def progress(home: Home, name: str) -> tuple[int, int]:
